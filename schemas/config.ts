@@ -1,0 +1,51 @@
+import { Type, type Static } from '@sinclair/typebox'
+
+// The server's configuration: defaults here, then config.json (or the file STREAMER_CONFIG
+// names), then environment variables (see src/config.ts). Durations in the names' units.
+export const DummyModelOptions = Type.Object({
+  delay: Type.Number({ minimum: 0, default: 0.5, description: 'Seconds added to every inference' }),
+  constant_factor: Type.Number({ minimum: 0, default: 0.3, description: 'Seconds of sleep per second of audio' }),
+  jitter: Type.Number({ minimum: 0, default: 0.2, description: 'Uniform +- seconds added to the sleep' }),
+  failure_rate: Type.Number({ minimum: 0, maximum: 1, default: 0.01, description: 'Probability an inference returns an error' }),
+  panic_rate: Type.Number({ minimum: 0, maximum: 1, default: 0, description: 'Probability an inference crashes its worker' }),
+  warmup_penalty: Type.Number({ minimum: 1, default: 10, description: 'How many times slower the first call of each worker is' })
+}, { $id: 'DummyModelOptions' })
+export type DummyModelOptions = Static<typeof DummyModelOptions>
+
+export const ModelConfig = Type.Object({
+  module: Type.String({ default: 'dummy', description: '"dummy", or a path (relative to the config file) to a module exporting createModel' }),
+  threads: Type.Integer({ minimum: 1, default: 2, description: 'Worker threads running the model' }),
+  options: Type.Record(Type.String(), Type.Unknown(), { default: {}, description: 'Passed to createModel; for the dummy, DummyModelOptions' })
+}, { $id: 'ModelConfig' })
+export type ModelConfig = Static<typeof ModelConfig>
+
+export const VadConfig = Type.Object({
+  threshold: Type.Number({ minimum: 0, maximum: 1, default: 0.5, description: 'Speech probability that starts speech' }),
+  min_silence_ms: Type.Integer({ minimum: 0, default: 500, description: 'Silence that ends an utterance' }),
+  speech_pad_ms: Type.Integer({ minimum: 0, default: 30, description: 'Audio kept before speech start and after speech end' }),
+  threads: Type.Integer({ minimum: 1, default: 1, description: 'Worker threads running Silero VAD' })
+}, { $id: 'VadConfig' })
+export type VadConfig = Static<typeof VadConfig>
+
+export const LimitsConfig = Type.Object({
+  max_channels: Type.Integer({ minimum: 1, default: 8 }),
+  max_frame_bytes: Type.Integer({ minimum: 1024, default: 1048576, description: 'Largest WebSocket frame or HTTP chunk' }),
+  max_upload_bytes: Type.Integer({ minimum: 1024, default: 1073741824, description: 'Largest HTTP upload body' }),
+  max_utterance_seconds: Type.Number({ minimum: 1, default: 30, description: 'A longer utterance is finalised and a new one begins' }),
+  interim_interval_ms: Type.Integer({ minimum: 50, default: 500, description: 'Interim inference period during speech' }),
+  simple_max_in_flight: Type.Integer({ minimum: 1, default: 2, description: 'Concurrent inferences per channel in simple mode' }),
+  simple_max_chunk_seconds: Type.Number({ minimum: 0.1, default: 30, description: 'Largest merged inference in simple mode' })
+}, { $id: 'LimitsConfig' })
+export type LimitsConfig = Static<typeof LimitsConfig>
+
+export const ServerConfig = Type.Object({
+  host: Type.String({ default: '0.0.0.0' }),
+  port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
+  log_level: Type.String({ default: 'info' }),
+  tls_key: Type.Optional(Type.String({ description: 'Path to a PEM key; with tls_cert the port speaks TLS (h2 and http/1.1)' })),
+  tls_cert: Type.Optional(Type.String()),
+  model: ModelConfig,
+  vad: VadConfig,
+  limits: LimitsConfig
+}, { $id: 'ServerConfig' })
+export type ServerConfig = Static<typeof ServerConfig>
