@@ -7,6 +7,7 @@ export const ERROR_CODES = {
   audio_before_start: 'audio arrived before a start message',
   stop_without_start: 'a stop arrived with no stream running',
   frame_too_large: 'a frame or body exceeded the configured size',
+  truncated_audio: 'the stream ended inside a frame: trailing bytes that were not a whole frame',
   inference_failed: 'the model returned an error for one segment; the stream goes on',
   internal: 'a server fault (for example a crashed worker); the stream goes on where it can',
   not_ready: 'the server is starting or shutting down',

@@ -1,0 +1,21 @@
+import type { StreamEvent } from '../../schemas/events.ts'
+import type { SessionServices } from './services.ts'
+
+// One channel's model work: fed 16 kHz samples in stream order, it emits that channel's events.
+export interface ChannelRunner {
+  push (samples: Float32Array): void
+  // No more audio: resolves once every result for the audio pushed has been emitted.
+  finish (): Promise<void>
+  // The client is gone: stop work, emit nothing more.
+  abort (): void
+}
+
+export interface RunnerOptions {
+  channel: number
+  services: SessionServices
+  interimResults: boolean
+  emit: (event: StreamEvent) => void
+  signal: AbortSignal
+  // A fault the client is told of only as `internal`; the details go to the log.
+  onFault?: (error: unknown) => void
+}

@@ -1,0 +1,140 @@
+import { MODEL_SAMPLE_RATE, type AudioFormat } from '../../schemas/audio-format.ts'
+import type { EndEvent, StreamEvent } from '../../schemas/events.ts'
+import type { Mode } from '../../schemas/messages.ts'
+import { bytesPerFrame } from '../audio/format-support.ts'
+import { PcmDecoder } from '../audio/pcm-decoder.ts'
+import { StreamingResampler } from '../audio/resampler.ts'
+import type { ChannelRunner } from './channel-runner.ts'
+import { SegmentedRunner } from './segmented-runner.ts'
+import type { SessionServices } from './services.ts'
+import { SimpleRunner } from './simple-runner.ts'
+
+export interface SessionOptions {
+  mode: Mode
+  format: AudioFormat // already validated (see start-request.ts)
+  interimResults: boolean
+  services: SessionServices
+  emit: (event: StreamEvent) => void
+  onFault?: (error: unknown) => void
+}
+
+export type SessionState = 'streaming' | 'finishing' | 'ended' | 'aborted'
+
+// One stream, fed by any transport: bytes in, events out. Decoding and resampling happen
+// here on the caller's thread (cheap); VAD and the model run in worker pools behind the
+// runners. The session never knows which transport feeds it.
+export class Session {
+  readonly mode: Mode
+  readonly format: AudioFormat
+  readonly #decoder: PcmDecoder
+  readonly #resamplers: StreamingResampler[]
+  readonly #runners: ChannelRunner[]
+  readonly #abort = new AbortController()
+  readonly #emit: (event: StreamEvent) => void
+  readonly #services: SessionServices
+  readonly #segments: number[]
+  readonly #interims: number[]
+  #errors = 0
+  #state: SessionState = 'streaming'
+  #finished: Promise<EndEvent> | null = null
+  readonly #closed = Promise.withResolvers<SessionState>()
+  // Settles once the session has ended or was aborted: its resources are free.
+  readonly closed: Promise<SessionState> = this.#closed.promise
+
+  constructor (options: SessionOptions) {
+    this.mode = options.mode
+    this.format = options.format
+    this.#services = options.services
+    this.#emit = options.emit
+    const channels = options.format.channels
+    this.#decoder = new PcmDecoder(options.format)
+    this.#resamplers = Array.from({ length: channels }, () => new StreamingResampler(options.format.sample_rate, MODEL_SAMPLE_RATE))
+    this.#segments = new Array<number>(channels).fill(0)
+    this.#interims = new Array<number>(channels).fill(0)
+    const Runner = options.mode === 'segmented' ? SegmentedRunner : SimpleRunner
+    this.#runners = Array.from({ length: channels }, (_, channel) => new Runner({
+      channel,
+      services: options.services,
+      interimResults: options.interimResults,
+      emit: (event) => { this.#send(event) },
+      signal: this.#abort.signal,
+      onFault: options.onFault
+    }))
+  }
+
+  get state (): SessionState { return this.#state }
+
+  // Audio bytes as they arrived: any length, frames may be split across calls.
+  pushAudio (bytes: Uint8Array): void {
+    if (this.#state !== 'streaming') return
+    const started = performance.now()
+    const channels = this.#decoder.push(bytes)
+    const resampled = channels.map((samples, channel) => (this.#resamplers[channel] as StreamingResampler).push(samples))
+    const decoded = (channels[0]?.length ?? 0) / this.format.sample_rate
+    if (decoded > 0) this.#services.observer?.stage('decode', decoded, (performance.now() - started) / 1000)
+    resampled.forEach((samples, channel) => { (this.#runners[channel] as ChannelRunner).push(samples) })
+  }
+
+  // The stop: finalise open speech, send every result for the audio received, then `end`.
+  finish (): Promise<EndEvent> {
+    this.#finished ??= this.#finish()
+    return this.#finished
+  }
+
+  async #finish (): Promise<EndEvent> {
+    this.#state = 'finishing'
+    const leftover = this.#decoder.pendingBytes
+    if (leftover > 0) {
+      // Never silently lost: the client is told exactly what could not be decoded.
+      this.#send({
+        type: 'error',
+        channel: null,
+        code: 'truncated_audio',
+        message: `The stream ended with ${leftover} byte(s) that are not a whole frame (a frame is ${bytesPerFrame(this.format)} bytes: channels x bytes per sample); they were discarded`
+      })
+    }
+    this.#resamplers.forEach((resampler, channel) => { (this.#runners[channel] as ChannelRunner).push(resampler.flush()) })
+    await Promise.all(this.#runners.map(async (runner) => { await runner.finish() }))
+    const frames = this.#decoder.framesDecoded
+    const end: EndEvent = {
+      type: 'end',
+      channel: null,
+      seconds_received: new Array<number>(this.format.channels).fill(frames / this.format.sample_rate),
+      samples_received: new Array<number>(this.format.channels).fill(frames),
+      segments: this.#segments,
+      interim_segments: this.#interims,
+      errors: this.#errors
+    }
+    if (this.#state === 'finishing') {
+      this.#state = 'ended'
+      this.#emit(end)
+      this.#closed.resolve('ended')
+    }
+    return end
+  }
+
+  // The client went away: cancel queued work, emit nothing more.
+  abort (): void {
+    if (this.#state === 'ended' || this.#state === 'aborted') return
+    this.#state = 'aborted'
+    this.#abort.abort()
+    for (const runner of this.#runners) runner.abort()
+    this.#closed.resolve('aborted')
+  }
+
+  // Emits an event that is not tied to a channel's audio, e.g. a refused request.
+  sendError (code: string, message: string): void {
+    this.#send({ type: 'error', channel: null, code, message })
+  }
+
+  #send (event: StreamEvent): void {
+    if (this.#state === 'aborted' || this.#state === 'ended') return
+    if (event.type === 'segment' && event.channel !== null) {
+      const counts = event.is_final === false ? this.#interims : this.#segments
+      counts[event.channel] = (counts[event.channel] ?? 0) + 1
+    } else if (event.type === 'error') {
+      this.#errors++
+    }
+    this.#emit(event)
+  }
+}

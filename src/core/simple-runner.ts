@@ -1,0 +1,95 @@
+import { MODEL_SAMPLE_RATE } from '../../schemas/audio-format.ts'
+import type { ChannelRunner, RunnerOptions } from './channel-runner.ts'
+import { inferenceErrorEvent, segmentEvent } from './inference-result.ts'
+import { OrderedEvents } from './ordered-events.ts'
+
+// Simple mode: every sample goes through the model, in order. While the per-channel limit of
+// inferences is in flight, arriving audio queues and is merged into one inference (batching);
+// results are released in audio order, so segments tile the stream without gaps.
+export class SimpleRunner implements ChannelRunner {
+  readonly #options: RunnerOptions
+  readonly #events: OrderedEvents
+  readonly #maxInFlight: number
+  readonly #maxChunk: number
+  #queue: Float32Array[] = []
+  #queued = 0
+  #dispatched = 0 // samples handed to the model so far: the next segment's start
+  #inFlight = 0
+  #aborted = false
+  #allSent: (() => void) | null = null
+
+  constructor (options: RunnerOptions) {
+    this.#options = options
+    this.#events = new OrderedEvents(options.emit)
+    this.#maxInFlight = options.services.limits.simple_max_in_flight
+    this.#maxChunk = Math.max(1, Math.round(options.services.limits.simple_max_chunk_seconds * MODEL_SAMPLE_RATE))
+  }
+
+  push (samples: Float32Array): void {
+    if (this.#aborted || samples.length === 0) return
+    this.#queue.push(samples)
+    this.#queued += samples.length
+    this.#dispatch()
+  }
+
+  async finish (): Promise<void> {
+    if (this.#queued > 0 && !this.#aborted) {
+      await new Promise<void>((resolve) => {
+        this.#allSent = resolve
+        this.#dispatch()
+      })
+    }
+    await this.#events.drained()
+  }
+
+  abort (): void {
+    this.#aborted = true
+    this.#queue = []
+    this.#queued = 0
+    this.#events.close()
+    this.#allSent?.()
+  }
+
+  #dispatch (): void {
+    while (this.#inFlight < this.#maxInFlight && this.#queued > 0 && !this.#aborted) {
+      const audio = this.#take(Math.min(this.#queued, this.#maxChunk))
+      const span = { channel: this.#options.channel, startSample: this.#dispatched, endSample: this.#dispatched + audio.length }
+      this.#dispatched = span.endSample
+      this.#inFlight++
+      const started = performance.now()
+      const result = this.#options.services.infer(audio, this.#options.signal).then(
+        (output) => {
+          this.#options.services.observer?.stage('model', audio.length / MODEL_SAMPLE_RATE, (performance.now() - started) / 1000)
+          return segmentEvent(span, output)
+        },
+        (error: unknown) => inferenceErrorEvent(span, error)
+      ).finally(() => {
+        this.#inFlight--
+        this.#dispatch()
+      })
+      this.#events.enqueue(result)
+    }
+    if (this.#queued === 0) this.#allSent?.()
+  }
+
+  // Merges queued chunks into one buffer the worker can own.
+  #take (samples: number): Float32Array {
+    const out = new Float32Array(samples)
+    let filled = 0
+    while (filled < samples) {
+      const head = this.#queue[0] as Float32Array
+      const need = samples - filled
+      if (head.length <= need) {
+        out.set(head, filled)
+        filled += head.length
+        this.#queue.shift()
+      } else {
+        out.set(head.subarray(0, need), filled)
+        this.#queue[0] = head.subarray(need)
+        filled += need
+      }
+    }
+    this.#queued -= samples
+    return out
+  }
+}
