@@ -1,0 +1,172 @@
+import { createRequire } from 'node:module'
+import type * as Ort from 'onnxruntime-node'
+
+// Silero VAD v5 at 16 kHz: each 512-sample (32 ms) frame is fed together with the 64 samples
+// that precede it (576 inputs); the LSTM state is [2, B, 128]. These are the model's own numbers.
+export const VAD_SAMPLE_RATE = 16000
+export const VAD_FRAME_SAMPLES = 512
+export const VAD_CONTEXT_SAMPLES = 64
+export const VAD_STATE_SIZE = 2 * 128
+const STATE_HALF = 128
+const INPUT_SAMPLES = VAD_CONTEXT_SAMPLES + VAD_FRAME_SAMPLES
+
+/** One stream's share of a run: `frames` holds steps * 512 samples of 16 kHz mono audio. */
+export interface VadItem {
+  frames: Float32Array
+  /** The 64 samples before `frames`; updated in place to the last 64 samples of `frames`. */
+  context: Float32Array
+  /** LSTM state, [2][128] for this stream; updated in place. */
+  state: Float32Array
+}
+
+export interface VadItemResult {
+  /** One speech probability per frame, in [0, 1]. */
+  probabilities: Float32Array
+  context: Float32Array
+  state: Float32Array
+}
+
+/**
+ * A worker task: several streams packed into flat arrays so the caller can transfer one buffer.
+ * Item i has steps[i] frames; its frames follow those of items 0..i-1 in `frames`, its context is
+ * contexts[i*64, (i+1)*64) and its state states[i*256, (i+1)*256).
+ */
+export interface VadTask {
+  steps: number[]
+  frames: Float32Array
+  contexts: Float32Array
+  states: Float32Array
+}
+
+/** Probabilities of all items, concatenated in the task's order; contexts and states updated. */
+export interface VadResult {
+  probabilities: Float32Array
+  contexts: Float32Array
+  states: Float32Array
+}
+
+/** Path of the Silero v5 model that @ricky0123/vad-web ships (resolved, never hard-coded). */
+export function sileroModelPath (): string {
+  const require = createRequire(import.meta.url)
+  return require.resolve('@ricky0123/vad-web/dist/silero_vad_v5.onnx')
+}
+
+/**
+ * One ONNX session. `run` blocks the calling thread (~0.2 ms per frame), so outside tests it lives
+ * in a worker thread (vad-worker.ts), one session per thread.
+ */
+export class SileroVad {
+  readonly #ort: typeof Ort
+  readonly #session: Ort.InferenceSession
+  // The model takes the sample rate as an int64 scalar; it never changes.
+  readonly #sr: Ort.Tensor
+
+  private constructor (ort: typeof Ort, session: Ort.InferenceSession) {
+    this.#ort = ort
+    this.#session = session
+    this.#sr = new ort.Tensor('int64', BigInt64Array.from([BigInt(VAD_SAMPLE_RATE)]), [])
+  }
+
+  static async load (path: string = sileroModelPath()): Promise<SileroVad> {
+    // Imported here, not at the top: the main thread imports this module for its constants and
+    // types (vad-batcher.ts, vad-segmenter.ts) and should not load the native runtime for them.
+    const ort = await import('onnxruntime-node')
+    // One thread per session: parallelism comes from the pool's threads, and batching streams
+    // into one run is cheaper than splitting one small run across cores.
+    const session = await ort.InferenceSession.create(path, {
+      intraOpNumThreads: 1,
+      interOpNumThreads: 1,
+      executionMode: 'sequential'
+    })
+    const missing = [
+      ...['input', 'state', 'sr'].filter(name => !session.inputNames.includes(name)).map(name => `no input named ${name}`),
+      ...['output', 'stateN'].filter(name => !session.outputNames.includes(name)).map(name => `no output named ${name}`)
+    ]
+    if (missing.length > 0) {
+      await session.release()
+      throw new Error(`${path}: ${missing.join(', ')}; not Silero VAD v5`)
+    }
+    return new SileroVad(ort, session)
+  }
+
+  /**
+   * Runs all items together: at step s, every item with more than s frames contributes its
+   * frame s to one batched run. Contexts and states are updated in place (and returned).
+   */
+  async run (items: VadItem[]): Promise<VadItemResult[]> {
+    const steps = items.map((item, i) => {
+      if (item.frames.length % VAD_FRAME_SAMPLES !== 0) {
+        throw new RangeError(`item ${i}: ${item.frames.length} samples is not a whole number of ${VAD_FRAME_SAMPLES}-sample frames`)
+      }
+      if (item.context.length !== VAD_CONTEXT_SAMPLES) throw new RangeError(`item ${i}: context must have ${VAD_CONTEXT_SAMPLES} samples`)
+      if (item.state.length !== VAD_STATE_SIZE) throw new RangeError(`item ${i}: state must have ${VAD_STATE_SIZE} values`)
+      return item.frames.length / VAD_FRAME_SAMPLES
+    })
+    const probabilities = steps.map(n => new Float32Array(n))
+    const maxSteps = Math.max(0, ...steps)
+
+    for (let step = 0; step < maxSteps; step++) {
+      const active: number[] = []
+      for (let i = 0; i < items.length; i++) if ((steps[i] ?? 0) > step) active.push(i)
+      const b = active.length
+      const input = new Float32Array(b * INPUT_SAMPLES)
+      const state = new Float32Array(2 * b * STATE_HALF)
+      active.forEach((i, row) => {
+        const item = items[i] as VadItem
+        const frame = item.frames.subarray(step * VAD_FRAME_SAMPLES, (step + 1) * VAD_FRAME_SAMPLES)
+        input.set(item.context, row * INPUT_SAMPLES)
+        input.set(frame, row * INPUT_SAMPLES + VAD_CONTEXT_SAMPLES)
+        // Per stream the state is [2][128]; batched it is [2][B][128].
+        state.set(item.state.subarray(0, STATE_HALF), row * STATE_HALF)
+        state.set(item.state.subarray(STATE_HALF), (b + row) * STATE_HALF)
+      })
+      const out = await this.#session.run({
+        input: new this.#ort.Tensor('float32', input, [b, INPUT_SAMPLES]),
+        state: new this.#ort.Tensor('float32', state, [2, b, STATE_HALF]),
+        sr: this.#sr
+      })
+      const output = out.output?.data as Float32Array
+      const stateN = out.stateN?.data as Float32Array
+      active.forEach((i, row) => {
+        const item = items[i] as VadItem
+        const itemProbabilities = probabilities[i] as Float32Array
+        itemProbabilities[step] = output[row] as number
+        item.state.set(stateN.subarray(row * STATE_HALF, (row + 1) * STATE_HALF), 0)
+        item.state.set(stateN.subarray((b + row) * STATE_HALF, (b + row + 1) * STATE_HALF), STATE_HALF)
+        item.context.set(item.frames.subarray((step + 1) * VAD_FRAME_SAMPLES - VAD_CONTEXT_SAMPLES, (step + 1) * VAD_FRAME_SAMPLES))
+      })
+    }
+    return items.map((item, i) => ({ probabilities: probabilities[i] as Float32Array, context: item.context, state: item.state }))
+  }
+
+  /**
+   * Runs a packed task (see VadTask). The result's arrays are fresh and compact (the task's
+   * contexts and states may be views into one big buffer that also holds the frames; returning
+   * those views would send the whole buffer back).
+   */
+  async runTask (task: VadTask): Promise<VadResult> {
+    const items: VadItem[] = []
+    let offset = 0
+    task.steps.forEach((n, i) => {
+      items.push({
+        frames: task.frames.subarray(offset, offset + n * VAD_FRAME_SAMPLES),
+        context: task.contexts.subarray(i * VAD_CONTEXT_SAMPLES, (i + 1) * VAD_CONTEXT_SAMPLES),
+        state: task.states.subarray(i * VAD_STATE_SIZE, (i + 1) * VAD_STATE_SIZE)
+      })
+      offset += n * VAD_FRAME_SAMPLES
+    })
+    if (offset !== task.frames.length) throw new RangeError(`task has ${task.frames.length} samples, steps say ${offset}`)
+    const results = await this.run(items)
+    const probabilities = new Float32Array(results.reduce((sum, r) => sum + r.probabilities.length, 0))
+    let at = 0
+    for (const r of results) {
+      probabilities.set(r.probabilities, at)
+      at += r.probabilities.length
+    }
+    return { probabilities, contexts: task.contexts.slice(), states: task.states.slice() }
+  }
+
+  async close (): Promise<void> {
+    await this.#session.release()
+  }
+}

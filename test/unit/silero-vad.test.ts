@@ -1,0 +1,253 @@
+import t from 'tap'
+import { readFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import wavefile from 'wavefile'
+import {
+  SileroVad,
+  sileroModelPath,
+  VAD_CONTEXT_SAMPLES,
+  VAD_FRAME_SAMPLES,
+  VAD_STATE_SIZE,
+  type VadItem,
+  type VadResult,
+  type VadTask
+} from '../../src/audio/silero-vad.ts'
+import { VadBatcher, type VadTaskRunner } from '../../src/audio/vad-batcher.ts'
+
+// hello_16k_mono.wav is already 16 kHz mono 16-bit: read it directly, scaled to [-1, 1).
+function helloSpeech (): Float32Array {
+  const wav = new wavefile.WaveFile(readFileSync(new URL('../../../shared/audio/hello_16k_mono.wav', import.meta.url)))
+  const ints = wav.getSamples(false, Int16Array) as unknown as Int16Array
+  const whole = Math.floor(ints.length / VAD_FRAME_SAMPLES) * VAD_FRAME_SAMPLES
+  return Float32Array.from(ints.subarray(0, whole), x => x / 32768)
+}
+
+// Deterministic noise, so a failure reproduces.
+function noise (samples: number, amplitude: number, seed: number): Float32Array {
+  const out = new Float32Array(samples)
+  let x = seed
+  for (let i = 0; i < samples; i++) {
+    x = (Math.imul(x, 1103515245) + 12345) >>> 0
+    out[i] = ((x / 4294967296) * 2 - 1) * amplitude
+  }
+  return out
+}
+
+function freshItem (frames: Float32Array): VadItem {
+  return { frames, context: new Float32Array(VAD_CONTEXT_SAMPLES), state: new Float32Array(VAD_STATE_SIZE) }
+}
+
+function maxAbsDiff (a: Float32Array, b: Float32Array): number {
+  if (a.length !== b.length) return Infinity
+  let max = 0
+  for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs((a[i] as number) - (b[i] as number)))
+  return max
+}
+
+const speech = helloSpeech()
+
+t.test('SileroVad', async t => {
+  const vad = await SileroVad.load()
+  t.teardown(() => vad.close())
+
+  t.match(sileroModelPath(), /silero_vad_v5\.onnx$/)
+
+  await t.test('silence is not speech, speech is, all probabilities in [0, 1]', async t => {
+    const [silent] = await vad.run([freshItem(new Float32Array(20 * VAD_FRAME_SAMPLES))])
+    t.equal(silent?.probabilities.length, 20)
+    t.ok(Math.max(...(silent?.probabilities ?? [1])) < 0.05, 'digital silence stays near 0')
+
+    const [spoken] = await vad.run([freshItem(speech)])
+    const p = spoken?.probabilities ?? new Float32Array()
+    t.equal(p.length, speech.length / VAD_FRAME_SAMPLES)
+    t.ok(p.every(x => x >= 0 && x <= 1), 'every probability is in [0, 1]')
+    // The fixture's first 0.8 s are silence and 1.0-3.0 s speech (hello_16k_mono.json).
+    t.ok(Math.max(...p.subarray(0, 20)) < 0.1, 'leading silence (0-0.64 s) is below 0.1')
+    const speechFrames = p.subarray(Math.ceil(1.0 * 16000 / 512), Math.floor(3.0 * 16000 / 512))
+    t.ok(speechFrames.filter(x => x >= 0.5).length > 0.8 * speechFrames.length, 'most of 1.0-3.0 s is speech')
+  })
+
+  await t.test('context and state are carried: one run equals the same audio in pieces', async t => {
+    const whole = freshItem(speech.slice(0, 40 * VAD_FRAME_SAMPLES))
+    const [all] = await vad.run([whole])
+    const piece = freshItem(speech.slice(0, 7 * VAD_FRAME_SAMPLES))
+    const [first] = await vad.run([piece])
+    t.same(piece.context, speech.subarray(7 * VAD_FRAME_SAMPLES - VAD_CONTEXT_SAMPLES, 7 * VAD_FRAME_SAMPLES), 'context is the last 64 samples')
+    t.notOk(piece.state.every(x => x === 0), 'state has moved')
+    const [rest] = await vad.run([{ ...piece, frames: speech.slice(7 * VAD_FRAME_SAMPLES, 40 * VAD_FRAME_SAMPLES) }])
+    const joined = new Float32Array(40)
+    joined.set(first?.probabilities ?? [], 0)
+    joined.set(rest?.probabilities ?? [], 7)
+    t.ok(maxAbsDiff(joined, all?.probabilities ?? new Float32Array()) <= 1e-6)
+    t.ok(maxAbsDiff(piece.state, whole.state) <= 1e-6, 'same final state')
+  })
+
+  await t.test('a batch of 3 streams of different lengths equals each stream alone', async t => {
+    const audio = [
+      speech.slice(0, 60 * VAD_FRAME_SAMPLES),
+      noise(25 * VAD_FRAME_SAMPLES, 0.1, 7),
+      speech.slice(80 * VAD_FRAME_SAMPLES, 120 * VAD_FRAME_SAMPLES)
+    ]
+    const alone: Array<{ probabilities: Float32Array, state: Float32Array, context: Float32Array }> = []
+    for (const frames of audio) {
+      const item = freshItem(frames)
+      const [r] = await vad.run([item])
+      alone.push({ probabilities: r?.probabilities ?? new Float32Array(), state: item.state, context: item.context })
+    }
+    const batched = await vad.run(audio.map(freshItem))
+    t.equal(batched.length, 3)
+    batched.forEach((r, i) => {
+      const solo = alone[i]
+      t.equal(r.probabilities.length, audio[i]!.length / VAD_FRAME_SAMPLES, `stream ${i}: one probability per frame`)
+      t.ok(maxAbsDiff(r.probabilities, solo?.probabilities ?? new Float32Array()) <= 1e-6, `stream ${i}: same probabilities`)
+      t.ok(maxAbsDiff(r.state, solo?.state ?? new Float32Array()) <= 1e-6, `stream ${i}: same state`)
+      t.same(r.context, solo?.context, `stream ${i}: same context`)
+    })
+  })
+
+  await t.test('runTask unpacks, runs and repacks', async t => {
+    const a = speech.slice(0, 3 * VAD_FRAME_SAMPLES)
+    const b = speech.slice(100 * VAD_FRAME_SAMPLES, 101 * VAD_FRAME_SAMPLES)
+    const frames = new Float32Array(4 * VAD_FRAME_SAMPLES)
+    frames.set(a, 0)
+    frames.set(b, a.length)
+    const result = await vad.runTask({
+      steps: [3, 1],
+      frames,
+      contexts: new Float32Array(2 * VAD_CONTEXT_SAMPLES),
+      states: new Float32Array(2 * VAD_STATE_SIZE)
+    })
+    const [ra, rb] = await vad.run([freshItem(a), freshItem(b)])
+    const expected = new Float32Array(4)
+    expected.set(ra?.probabilities ?? [], 0)
+    expected.set(rb?.probabilities ?? [], 3)
+    t.ok(maxAbsDiff(result.probabilities, expected) <= 1e-6)
+    t.same(result.contexts.subarray(0, VAD_CONTEXT_SAMPLES), a.subarray(a.length - VAD_CONTEXT_SAMPLES))
+    t.same(result.contexts.subarray(VAD_CONTEXT_SAMPLES), b.subarray(b.length - VAD_CONTEXT_SAMPLES))
+    t.equal(result.states.buffer.byteLength, 2 * VAD_STATE_SIZE * 4, 'the result does not carry the frames buffer back')
+    await t.rejects(vad.runTask({ steps: [2], frames, contexts: new Float32Array(VAD_CONTEXT_SAMPLES), states: new Float32Array(VAD_STATE_SIZE) }),
+      RangeError, 'steps must account for every sample')
+  })
+
+  await t.test('rejects audio that is not whole frames', async t => {
+    await t.rejects(vad.run([freshItem(new Float32Array(VAD_FRAME_SAMPLES + 1))]), RangeError)
+  })
+})
+
+t.test('load rejects a model that is not Silero v5', async t => {
+  // The legacy (v4) model vad-web also ships has inputs h and c instead of state.
+  const legacy = createRequire(import.meta.url).resolve('@ricky0123/vad-web/dist/silero_vad_legacy.onnx')
+  await t.rejects(SileroVad.load(legacy), /no input named state/)
+})
+
+t.test('VadBatcher', async t => {
+  // A runner that records tasks and answers with probabilities = stream index + step / 100 and
+  // states filled with a marker, so state hand-back can be followed.
+  function recordingRunner (): { run: VadTaskRunner, tasks: VadTask[], transfers: ArrayBuffer[][] } {
+    const tasks: VadTask[] = []
+    const transfers: ArrayBuffer[][] = []
+    const run: VadTaskRunner = async (task, transferList) => {
+      tasks.push(task)
+      transfers.push(transferList)
+      const probabilities: number[] = []
+      task.steps.forEach((n, i) => { for (let s = 0; s < n; s++) probabilities.push(i + s / 100) })
+      const states = task.states.slice()
+      for (let i = 0; i < task.steps.length; i++) states.fill(tasks.length, i * VAD_STATE_SIZE, (i + 1) * VAD_STATE_SIZE)
+      return { probabilities: Float32Array.from(probabilities), contexts: task.contexts.slice(), states }
+    }
+    return { run, tasks, transfers }
+  }
+
+  await t.test('requests made in one tick go in one task; maxBatch splits them', async t => {
+    const { run, tasks, transfers } = recordingRunner()
+    const batcher = new VadBatcher(run, { maxBatch: 2 })
+    const streams = [batcher.createStream(), batcher.createStream(), batcher.createStream()]
+    const inputs = [1, 3, 2].map((k, i) => new Float32Array(k * VAD_FRAME_SAMPLES).fill(i + 1))
+    const results = await Promise.all(streams.map((s, i) => s.process(inputs[i] as Float32Array)))
+    t.equal(tasks.length, 2, 'two tasks for three streams with maxBatch 2')
+    t.same(tasks.map(task => task.steps), [[1, 3], [2]])
+    t.same(tasks[0]?.frames.subarray(0, VAD_FRAME_SAMPLES), inputs[0], 'frames packed in order')
+    t.same(tasks[0]?.frames.subarray(VAD_FRAME_SAMPLES), inputs[1])
+    t.equal(transfers[0]?.length, 1, 'one buffer to transfer')
+    t.equal(transfers[0]?.[0], tasks[0]?.frames.buffer, 'frames, contexts and states share it')
+    t.equal(tasks[0]?.states.buffer, tasks[0]?.frames.buffer)
+    t.same(results.map(r => Array.from(r)), [[0], [1, 1.01, 1.02].map(Math.fround), [0, 0.01].map(Math.fround)])
+    t.ok(inputs.every((a, i) => a.length > 0 && a[0] === i + 1), 'callers\' arrays are not detached')
+  })
+
+  await t.test('state goes back to the stream; reset clears it, even mid-flight', async t => {
+    const { run, tasks } = recordingRunner()
+    const batcher = new VadBatcher(run)
+    const stream = batcher.createStream()
+    const frame = new Float32Array(VAD_FRAME_SAMPLES).fill(0.5)
+    await stream.process(frame)
+    t.ok(tasks[0]?.states.every(x => x === 0), 'first call starts from zero state')
+    t.ok(tasks[0]?.contexts.every(x => x === 0), 'and zero context')
+    await stream.process(frame)
+    t.ok(tasks[1]?.states.every(x => x === 1), 'second call carries the state the worker returned')
+    stream.reset()
+    await stream.process(frame)
+    t.ok(tasks[2]?.states.every(x => x === 0), 'reset zeroes the state')
+    const inFlight = stream.process(frame)
+    stream.reset()
+    await inFlight
+    await stream.process(frame)
+    t.ok(tasks[4]?.states.every(x => x === 0), 'a result arriving after reset does not restore the old state')
+  })
+
+  await t.test('a failed task rejects its requests and leaves the streams usable', async t => {
+    let fail = true
+    const { run: ok, tasks } = recordingRunner()
+    const batcher = new VadBatcher(async (task, transfer) => {
+      if (fail) throw new Error('worker died')
+      return await ok(task, transfer)
+    })
+    const a = batcher.createStream()
+    const b = batcher.createStream()
+    const frame = new Float32Array(VAD_FRAME_SAMPLES)
+    const results = await Promise.allSettled([a.process(frame), b.process(frame)])
+    t.same(results.map(r => r.status), ['rejected', 'rejected'])
+    fail = false
+    t.same(Array.from(await a.process(frame)), [0])
+    t.ok(tasks[0]?.states.every(x => x === 0), 'state unchanged by the failed task')
+  })
+
+  await t.test('a runner that throws synchronously rejects too', async t => {
+    const batcher = new VadBatcher(() => { throw new Error('pool closed') })
+    await t.rejects(batcher.createStream().process(new Float32Array(VAD_FRAME_SAMPLES)), /pool closed/)
+  })
+
+  await t.test('misuse is rejected', async t => {
+    const { run } = recordingRunner()
+    const stream = new VadBatcher(run).createStream()
+    await t.rejects(stream.process(new Float32Array(0)), RangeError)
+    await t.rejects(stream.process(new Float32Array(VAD_FRAME_SAMPLES + 3)), RangeError)
+    const first = stream.process(new Float32Array(VAD_FRAME_SAMPLES))
+    await t.rejects(stream.process(new Float32Array(VAD_FRAME_SAMPLES)), /previous call/)
+    await first
+    t.throws(() => new VadBatcher(run, { maxBatch: 0 }), RangeError)
+  })
+
+  await t.test('with the real model, chunking and batching do not change the probabilities', async t => {
+    const vad = await SileroVad.load()
+    t.teardown(() => vad.close())
+    const run: VadTaskRunner = async (task): Promise<VadResult> => await vad.runTask(task)
+    const frames = speech.length / VAD_FRAME_SAMPLES
+    const [alone] = await vad.run([freshItem(speech)])
+    const batcher = new VadBatcher(run)
+    // Three streams of the same audio, fed in different chunk sizes, concurrently.
+    const chunkings = [1, 4, 13]
+    const outputs = await Promise.all(chunkings.map(async chunk => {
+      const stream = batcher.createStream()
+      const out = new Float32Array(frames)
+      for (let f = 0; f < frames; f += chunk) {
+        const n = Math.min(chunk, frames - f)
+        out.set(await stream.process(speech.subarray(f * VAD_FRAME_SAMPLES, (f + n) * VAD_FRAME_SAMPLES)), f)
+      }
+      return out
+    }))
+    outputs.forEach((out, i) => {
+      t.ok(maxAbsDiff(out, alone?.probabilities ?? new Float32Array()) <= 1e-6, `chunks of ${chunkings[i]} frames`)
+    })
+  })
+})
