@@ -1,0 +1,123 @@
+// A Piscina worker (see TaskPool): each thread imports the configured model module and calls
+// its createModel once, then runs tasks one at a time. The default export is a promise of the
+// task function (Piscina awaits it), so the model is loaded before the thread takes work.
+// A load failure is caught and kept: every task then rejects with it, so start-up's ping
+// reports a clear message instead of a crashed thread (which would leave later tasks hanging).
+import { threadId, workerData } from 'node:worker_threads'
+import { fileURLToPath } from 'node:url'
+import type { Model, ModelOutput } from './model.ts'
+
+export interface ModelWorkerData {
+  module: string // absolute file: URL of the model module
+  options: Record<string, unknown> // passed to createModel as is
+}
+
+export type ModelTask =
+  | { kind: 'ping' } // proves the worker file and the model module load
+  // One inference on 1 s of silence, so the first-call cost is paid before traffic; then the
+  // thread waits (blocked) until `threads` warm-ups have arrived at `barrier`, which forces
+  // Piscina to hand the warm-ups to as many distinct threads.
+  | { kind: 'warmup', barrier: SharedArrayBuffer, threads: number, timeoutMs: number }
+  | { kind: 'infer', audio: Float32Array } // 16 kHz mono
+
+export type ModelTaskResult =
+  | { kind: 'pong', threadId: number }
+  // `failure`: the model threw during warm-up (the thread is warm anyway); `loadError`: this
+  // thread could not load the model (start-up fails).
+  | { kind: 'warm', threadId: number, failure?: string, loadError?: string }
+  | { kind: 'output', output: ModelOutput }
+  // The model threw: an error for this one segment; the thread is fine.
+  | { kind: 'failure', message: string }
+
+const WARMUP_SAMPLES = 16000 // 1 s at 16 kHz
+
+function messageOf (error: unknown): string {
+  return error instanceof Error ? error.message : String(error)
+}
+
+async function loadModel (data: ModelWorkerData): Promise<Model> {
+  const where = data.module.startsWith('file:') ? fileURLToPath(data.module) : data.module
+  let module: Record<string, unknown>
+  try {
+    module = await import(data.module)
+  } catch (error) {
+    throw new Error(`model module ${where} failed to load: ${messageOf(error)}`, { cause: error })
+  }
+  // Named `createModel`, or a default export that is the function (ESM) or holds it (CommonJS).
+  const fallback = module.default as { createModel?: unknown } | undefined
+  const create = module.createModel ?? (typeof fallback === 'function' ? fallback : fallback?.createModel)
+  if (typeof create !== 'function') {
+    throw new Error(`model module ${where} exports no createModel function (named or default)`)
+  }
+  let model: unknown
+  try {
+    model = await create(data.options)
+  } catch (error) {
+    throw new Error(`model module ${where}: createModel failed: ${messageOf(error)}`, { cause: error })
+  }
+  if (typeof (model as Partial<Model> | null)?.infer !== 'function') {
+    throw new Error(`model module ${where}: createModel returned no object with an infer method`)
+  }
+  return model as Model
+}
+
+function arriveAndWait (barrier: SharedArrayBuffer, threads: number, timeoutMs: number): void {
+  const count = new Int32Array(barrier)
+  Atomics.add(count, 0, 1)
+  Atomics.notify(count, 0)
+  const deadline = Date.now() + timeoutMs
+  for (let seen = Atomics.load(count, 0); seen < threads; seen = Atomics.load(count, 0)) {
+    const left = deadline - Date.now()
+    if (left <= 0) return // a peer never came (it crashed, say): do not hold this thread
+    Atomics.wait(count, 0, seen, left)
+  }
+}
+
+async function start (): Promise<(task: ModelTask) => Promise<ModelTaskResult>> {
+  let model: Model | undefined
+  let loadError: Error | undefined
+  try {
+    model = await loadModel(workerData as ModelWorkerData)
+  } catch (error) {
+    loadError = error instanceof Error ? error : new Error(String(error))
+  }
+
+  return async function runTask (task: ModelTask): Promise<ModelTaskResult> {
+    if (model === undefined) {
+      const message = loadError?.message ?? 'model not loaded'
+      if (task.kind !== 'warmup') throw new Error(message, { cause: loadError })
+      // Still arrive, so the threads that did load are not held at the barrier.
+      arriveAndWait(task.barrier, task.threads, task.timeoutMs)
+      return { kind: 'warm', threadId, loadError: message }
+    }
+    switch (task.kind) {
+      case 'ping':
+        return { kind: 'pong', threadId }
+      case 'warmup': {
+        let failure: string | undefined
+        try {
+          await model.infer(new Float32Array(WARMUP_SAMPLES))
+        } catch (error) {
+          failure = messageOf(error)
+        }
+        arriveAndWait(task.barrier, task.threads, task.timeoutMs)
+        return failure === undefined ? { kind: 'warm', threadId } : { kind: 'warm', threadId, failure }
+      }
+      case 'infer': {
+        let output: ModelOutput
+        try {
+          output = await model.infer(task.audio)
+        } catch (error) {
+          return { kind: 'failure', message: messageOf(error) }
+        }
+        // Not a model error but a broken model: the task rejects and the pool calls it internal.
+        if (output === null || typeof output !== 'object' || Array.isArray(output)) {
+          throw new Error(`model returned ${Array.isArray(output) ? 'an array' : typeof output}, not an object`)
+        }
+        return { kind: 'output', output }
+      }
+    }
+  }
+}
+
+export default start()
