@@ -56,7 +56,10 @@ export class Streamer {
       onWorkerError: options.onWorkerError
     })
     try {
-      const model = await ModelPool.start(config.model, options.configDir)
+      // A VAD worker whose model fails to load rejects its tasks: one silent frame at start-up
+      // turns that into a start-up error instead of a broken first stream.
+      await new VadBatcher((task, transfer) => vadPool.run(task, transfer)).createStream().process(new Float32Array(512))
+      const model = await ModelPool.start(config.model, options.configDir, { onWorkerError: options.onWorkerError })
       return new Streamer(config, model, vadPool, options.observer)
     } catch (error) {
       await vadPool.close()
