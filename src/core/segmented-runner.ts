@@ -10,6 +10,11 @@ const VAD_FRAME = 512 // Silero v5 frame at 16 kHz (32 ms)
 // Frames sent to the VAD worker in one task: enough to amortise the hop, small enough that a
 // burst of audio does not delay speech events by more than about a second.
 const MAX_VAD_FRAMES_PER_TASK = 32
+// A worker round trip costs about as much CPU as two frames of Silero, so a live stream's 20 ms
+// frames are gathered into tasks of at least this many VAD frames (96 ms of audio)...
+const MIN_VAD_FRAMES_PER_TASK = 3
+// ...unless audio stops arriving: then what is there is decided after this long.
+const VAD_GATHER_MS = 40
 
 // Segmented mode: Silero VAD splits the channel into utterances; the model runs on each
 // utterance when it ends (final) and, if asked, every interim interval of ongoing speech.
@@ -24,6 +29,8 @@ export class SegmentedRunner implements ChannelRunner {
   readonly #maxUtteranceSamples: number
   #vadDone = 0 // samples the VAD has decided on
   #vadBusy = false
+  #gatherTimer: NodeJS.Timeout | null = null
+  #gatherExpired = false
   #finishing = false
   #aborted = false
   #broken = false
@@ -51,6 +58,7 @@ export class SegmentedRunner implements ChannelRunner {
 
   async finish (): Promise<void> {
     this.#finishing = true
+    this.#pump()
     await this.#whenVadIdle()
     if (!this.#stopped()) {
       // The last partial VAD frame is zero-padded so the tail of the stream is decided too.
@@ -65,6 +73,7 @@ export class SegmentedRunner implements ChannelRunner {
 
   abort (): void {
     this.#aborted = true
+    if (this.#gatherTimer !== null) clearTimeout(this.#gatherTimer)
     this.#events.close()
     this.#idle?.()
   }
@@ -81,6 +90,19 @@ export class SegmentedRunner implements ChannelRunner {
       this.#idle?.()
       return
     }
+    if (frames < MIN_VAD_FRAMES_PER_TASK && !this.#finishing && !this.#gatherExpired) {
+      this.#gatherTimer ??= setTimeout(() => {
+        this.#gatherTimer = null
+        this.#gatherExpired = true
+        this.#pump()
+      }, VAD_GATHER_MS)
+      return
+    }
+    if (this.#gatherTimer !== null) {
+      clearTimeout(this.#gatherTimer)
+      this.#gatherTimer = null
+    }
+    this.#gatherExpired = false
     this.#vadBusy = true
     this.#runVad(this.#vadDone, this.#vadDone + frames * VAD_FRAME, frames * VAD_FRAME).then(() => {
       this.#vadBusy = false
