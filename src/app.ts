@@ -1,22 +1,38 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { ServerConfig } from '../schemas/config.ts'
 import health from '../plugins/health.ts'
+import metricsPlugin from '../plugins/metrics.ts'
+import otel from '../plugins/otel.ts'
 import streamerCore from '../plugins/streamer-core.ts'
 import websocketTransport from '../plugins/websocket-transport.ts'
+import { StreamerMetrics } from './observability/metrics.ts'
+import { StreamTelemetry } from './observability/session-telemetry.ts'
+import { tracingEnabled } from './observability/tracing.ts'
 
 export interface AppOptions {
   config: ServerConfig
   configDir: string
   fastify?: FastifyServerOptions
+  // Warm the workers after start-up instead of before it: the app can listen at once, and
+  // GET /api/v1/ready answers 503 until app.streamer.warm resolves (server.ts does this).
+  background?: boolean
 }
 
 // The composition root: builds the app from a config and never listens (server.ts does).
 export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     logger: false,
+    // A caller's request id (a proxy's, say) names the request in every log line.
+    requestIdHeader: 'x-request-id',
     ...options.fastify
   })
-  await app.register(streamerCore, { config: options.config, configDir: options.configDir })
+  // Tracing first, so @fastify/otel sees every route; only when tracing is on at all.
+  if (tracingEnabled()) await app.register(otel)
+  // Metrics, spans and log lines for every session of every transport, fed by the core.
+  const metrics = new StreamerMetrics()
+  const observer = new StreamTelemetry({ metrics, log: app.log })
+  await app.register(streamerCore, { config: options.config, configDir: options.configDir, observer, background: options.background })
+  await app.register(metricsPlugin, { metrics })
   await app.register(health)
   await app.register(websocketTransport)
   return app

@@ -1,5 +1,9 @@
+import type { AudioFormat } from '../../schemas/audio-format.ts'
 import type { LimitsConfig, VadConfig } from '../../schemas/config.ts'
+import type { StreamEvent } from '../../schemas/events.ts'
+import type { Mode } from '../../schemas/messages.ts'
 import type { ModelOutput } from '../inference/model.ts'
+import type { Transport } from './session-registry.ts'
 
 // What a session needs from the world, as plain functions: the streamer core wires in the real
 // worker pools; unit tests wire in fast, flaky or crashing fakes.
@@ -19,8 +23,43 @@ export interface SessionServices {
 }
 
 // Hooks for metrics and traces; the core calls them and never knows who listens.
+export type Stage = 'decode' | 'vad' | 'model'
+
 export interface StageObserver {
   // `stage` is 'decode' (decode + resample), 'vad' or 'model'; seconds of audio processed and
   // seconds of wall time it took.
-  stage (stage: 'decode' | 'vad' | 'model', audioSeconds: number, wallSeconds: number): void
+  stage (stage: Stage, audioSeconds: number, wallSeconds: number): void
+  // Audio bytes a transport handed to a streaming session, before decoding (any length: a
+  // frame may be split across calls).
+  received? (bytes: number): void
+}
+
+// How one inference of a session ended, as the session's observer sees it. 'aborted': the
+// session was aborted while it waited or ran.
+export type InferenceOutcome = 'ok' | 'inference_failed' | 'internal' | 'aborted'
+
+// One session's observer: stage timings plus the session's inferences, events and end.
+export interface SessionObserver extends StageObserver {
+  // One inference ended; `startedAt`/`endedAt` are performance.now() milliseconds and include
+  // the time the inference waited for a model thread.
+  inference? (audioSeconds: number, startedAt: number, endedAt: number, outcome: InferenceOutcome): void
+  // Every event the session emits to its transport, in order.
+  event (event: StreamEvent): void
+  // The session ended (its `end` was emitted) or was aborted; nothing is observed after this.
+  closed (state: 'ended' | 'aborted'): void
+}
+
+export interface SessionInfo {
+  id: string
+  transport: Transport
+  mode: Mode
+  format: AudioFormat
+  // The W3C traceparent the client's start request carried (start.traceId), if any.
+  traceparent: string | undefined
+}
+
+// What the streamer tells about every session it opens, whatever the transport: metrics,
+// traces and logs hang here so no transport needs to know about them.
+export interface StreamerObserver {
+  openSession (info: SessionInfo): SessionObserver
 }

@@ -67,6 +67,7 @@ export class Session {
   // Audio bytes as they arrived: any length, frames may be split across calls.
   pushAudio (bytes: Uint8Array): void {
     if (this.#state !== 'streaming') return
+    this.#services.observer?.received?.(bytes.length)
     const started = performance.now()
     const channels = this.#decoder.push(bytes)
     const resampled = channels.map((samples, channel) => (this.#resamplers[channel] as StreamingResampler).push(samples))

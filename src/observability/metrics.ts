@@ -1,0 +1,259 @@
+// Prometheus metrics of one server: every name starts with `streamer_` and ends in its unit
+// (`_seconds`, `_bytes`, `_ratio`, `_total` for counters). One registry per app, so two apps in
+// one process (tests) never share or clash.
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
+import { FastCounter, FastHistogram, type CounterSeries, type HistogramSeries } from './fast-metrics.ts'
+
+export const METRIC_PREFIX = 'streamer_'
+
+export type StageName = 'decode' | 'vad' | 'model'
+export const STAGES: readonly StageName[] = ['decode', 'vad', 'model']
+
+// Real-time factor = wall seconds / audio seconds: below 1 a stage keeps up with live audio.
+// From 0.01 (decode is ~1000x faster than real time; it lands in the first bucket) to 15 (a
+// model ten times too slow), dense around 1 where it matters.
+export const RTF_BUCKETS = [0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 15]
+// Seconds of audio per stage call: a decode push (~10-500 ms), a VAD batch (32 ms frames), an
+// utterance (up to the maximum utterance length) or a simple-mode chunk.
+const MEDIA_BUCKETS = [0.01, 0.032, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60]
+// Wall seconds per stage call: microseconds (decode) to seconds (a slow model and its queue).
+const PROCESSING_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
+
+// The worker pools' counters, read at scrape time (see Streamer.stats()).
+export interface PoolStats {
+  modelQueued: number
+  vadQueued: number
+  modelCrashes: number
+  vadCrashes: number
+  inferenceFailures: number
+}
+
+interface StageInstruments {
+  rtf: HistogramSeries
+  media: HistogramSeries
+  processing: HistogramSeries
+}
+
+// The metrics of one transport, bound to their labels once. The audio counters are updated on
+// every frame: plain series (see fast-metrics.ts), not prom-client children.
+export interface TransportMetrics {
+  readonly audioBytes: CounterSeries
+  readonly audioSeconds: CounterSeries
+  opened: (mode: string) => void
+  closed: (mode: string) => void
+  event: (type: string) => void
+  error: (code: string) => void
+}
+
+export interface StreamerMetricsOptions {
+  // Node runtime metrics (event-loop delay and utilisation, heap, GC, CPU); default true.
+  runtime?: boolean
+}
+
+export class StreamerMetrics {
+  readonly registry = new Registry()
+  readonly #stages: Record<StageName, StageInstruments>
+  readonly #sessionsOpen: Gauge<'transport' | 'mode'>
+  readonly #sessionsStarted: Counter<'transport' | 'mode'>
+  readonly #audioBytes: FastCounter
+  readonly #audioSeconds: FastCounter
+  readonly #events: Counter<'transport' | 'type'>
+  readonly #errors: Counter<'transport' | 'code'>
+  readonly #inferences: Histogram<'outcome'>
+  readonly #transports = new Map<string, TransportMetrics>()
+  // Metrics whose value is computed when Prometheus scrapes (their collect()).
+  readonly #scraped: Array<Gauge | Counter> = []
+  #pools: (() => PoolStats) | undefined
+
+  constructor (options: StreamerMetricsOptions = {}) {
+    const registers = [this.registry]
+    // The stage histograms take one observation per decode push and per VAD batch: fast ones.
+    const rtf = new FastHistogram({
+      name: `${METRIC_PREFIX}stage_rtf_ratio`,
+      help: 'Real-time factor per pipeline stage call: wall time / audio duration (decode = decode + resample)',
+      buckets: RTF_BUCKETS,
+      registers
+    })
+    const media = new FastHistogram({
+      name: `${METRIC_PREFIX}stage_media_duration_seconds`,
+      help: 'Seconds of audio per pipeline stage call',
+      buckets: MEDIA_BUCKETS,
+      registers
+    })
+    const processing = new FastHistogram({
+      name: `${METRIC_PREFIX}stage_processing_duration_seconds`,
+      help: 'Wall seconds per pipeline stage call (vad and model include the wait for a worker thread)',
+      buckets: PROCESSING_BUCKETS,
+      registers
+    })
+    // Every stage's series exists from the start (at zero), so rate() over it is defined
+    // before the first stream.
+    const bind = (stage: StageName): StageInstruments => ({
+      rtf: rtf.series({ stage }),
+      media: media.series({ stage }),
+      processing: processing.series({ stage })
+    })
+    this.#stages = { decode: bind('decode'), vad: bind('vad'), model: bind('model') }
+
+    this.#sessionsOpen = new Gauge({
+      name: `${METRIC_PREFIX}sessions_open`,
+      help: 'Streaming sessions open now',
+      labelNames: ['transport', 'mode'] as const,
+      registers
+    })
+    this.#sessionsStarted = new Counter({
+      name: `${METRIC_PREFIX}sessions_started_total`,
+      help: 'Streaming sessions started',
+      labelNames: ['transport', 'mode'] as const,
+      registers
+    })
+    this.#audioBytes = new FastCounter({
+      name: `${METRIC_PREFIX}audio_received_bytes_total`,
+      help: 'Audio bytes received by streaming sessions, before decoding',
+      registers
+    })
+    this.#audioSeconds = new FastCounter({
+      name: `${METRIC_PREFIX}audio_received_seconds_total`,
+      help: 'Seconds of audio received (decoded frames / sample rate, once per frame whatever the channel count)',
+      registers
+    })
+    this.#events = new Counter({
+      name: `${METRIC_PREFIX}events_sent_total`,
+      help: 'Events sent to clients, by type',
+      labelNames: ['transport', 'type'] as const,
+      registers
+    })
+    this.#errors = new Counter({
+      name: `${METRIC_PREFIX}errors_total`,
+      help: 'Error events sent to clients, by code',
+      labelNames: ['transport', 'code'] as const,
+      registers
+    })
+    this.#inferences = new Histogram({
+      name: `${METRIC_PREFIX}inference_duration_seconds`,
+      help: 'Seconds from asking the model pool for an inference to its result: the wait for a model thread plus the run, by outcome',
+      labelNames: ['outcome'] as const,
+      buckets: PROCESSING_BUCKETS,
+      registers
+    })
+
+    // Pool counters live in the pools; these read them when Prometheus scrapes.
+    const pools = (): PoolStats | undefined => this.#pools?.()
+    this.#scraped.push(new Gauge({
+      name: `${METRIC_PREFIX}pool_queued_tasks`,
+      help: 'Tasks waiting for a worker thread, by pool',
+      labelNames: ['pool'] as const,
+      registers,
+      collect () {
+        const stats = pools()
+        this.set({ pool: 'model' }, stats?.modelQueued ?? 0)
+        this.set({ pool: 'vad' }, stats?.vadQueued ?? 0)
+      }
+    }))
+    this.#scraped.push(new Counter({
+      name: `${METRIC_PREFIX}worker_crashes_total`,
+      help: 'Worker threads lost to a crash (replaced by the pool), by pool; vad counts crashes of idle threads only',
+      labelNames: ['pool'] as const,
+      registers,
+      collect () {
+        const stats = pools()
+        this.reset()
+        this.inc({ pool: 'model' }, stats?.modelCrashes ?? 0)
+        this.inc({ pool: 'vad' }, stats?.vadCrashes ?? 0)
+      }
+    }))
+    this.#scraped.push(new Counter({
+      name: `${METRIC_PREFIX}inference_failures_total`,
+      help: 'Inferences the model itself failed (error code inference_failed)',
+      registers,
+      collect () {
+        this.reset()
+        this.inc(pools()?.inferenceFailures ?? 0)
+      }
+    }))
+
+    if (options.runtime !== false) {
+      // prom-client's Node metrics: event-loop delay (min/max/mean/percentiles), heap spaces,
+      // GC durations by kind, CPU, handles, memory.
+      collectDefaultMetrics({ register: this.registry, prefix: METRIC_PREFIX })
+      // Event-loop utilisation (idle vs busy time since the previous scrape): what delay alone
+      // hides, a loop busy 95 % of the time yet never blocked long.
+      let last = performance.eventLoopUtilization()
+      this.#scraped.push(new Gauge({
+        name: `${METRIC_PREFIX}nodejs_eventloop_utilization_ratio`,
+        help: 'Share of wall time the event loop was busy since the previous scrape (0..1)',
+        registers,
+        collect () {
+          const now = performance.eventLoopUtilization()
+          this.set(performance.eventLoopUtilization(now, last).utilization)
+          last = now
+        }
+      }))
+    }
+  }
+
+  get contentType (): string {
+    return this.registry.contentType
+  }
+
+  // The Prometheus text exposition.
+  metrics (): Promise<string> {
+    return this.registry.metrics()
+  }
+
+  // Where pool counters come from (a started Streamer's stats()).
+  observePools (stats: () => PoolStats): void {
+    this.#pools = stats
+  }
+
+  // One call of a pipeline stage: `audioSeconds` of audio took `wallSeconds`.
+  stage (stage: StageName, audioSeconds: number, wallSeconds: number): void {
+    const instruments = this.#stages[stage]
+    instruments.media.observe(audioSeconds)
+    instruments.processing.observe(wallSeconds)
+    if (audioSeconds > 0) instruments.rtf.observe(wallSeconds / audioSeconds)
+  }
+
+  inference (outcome: string, seconds: number): void {
+    this.#inferences.observe({ outcome }, seconds)
+  }
+
+  transport (transport: string): TransportMetrics {
+    let bound = this.#transports.get(transport)
+    if (bound === undefined) {
+      bound = this.#bindTransport(transport)
+      this.#transports.set(transport, bound)
+    }
+    return bound
+  }
+
+  #bindTransport (transport: string): TransportMetrics {
+    const events = new Map<string, Counter.Internal>()
+    const errors = new Map<string, Counter.Internal>()
+    return {
+      audioBytes: this.#audioBytes.series({ transport }),
+      audioSeconds: this.#audioSeconds.series({ transport }),
+      opened: (mode) => {
+        this.#sessionsStarted.inc({ transport, mode })
+        this.#sessionsOpen.inc({ transport, mode })
+      },
+      closed: (mode) => { this.#sessionsOpen.dec({ transport, mode }) },
+      event: (type) => {
+        let counter = events.get(type)
+        if (counter === undefined) {
+          counter = this.#events.labels(transport, type)
+          events.set(type, counter)
+        }
+        counter.inc()
+      },
+      error: (code) => {
+        let counter = errors.get(code)
+        if (counter === undefined) {
+          counter = this.#errors.labels(transport, code)
+          errors.set(code, counter)
+        }
+        counter.inc()
+      }
+    }
+  }
+}
