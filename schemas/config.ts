@@ -38,6 +38,18 @@ export const LimitsConfig = Type.Object({
 }, { $id: 'LimitsConfig' })
 export type LimitsConfig = Static<typeof LimitsConfig>
 
+// Paired sessions (POST audio chunks by session id, read events from an EventSource).
+export const PairedConfig = Type.Object({
+  idle_timeout_ms: Type.Integer({ minimum: 100, default: 30000, description: 'A session with no audio and no events reader for this long is finalised and freed' }),
+  linger_ms: Type.Integer({ minimum: 0, default: 30000, description: 'How long an ended session still answers its events URL (replaying what a reader missed) before its id gives 404' }),
+  replay_events: Type.Integer({ minimum: 16, default: 1000, description: 'Events kept per session for Last-Event-ID replay' }),
+  reorder_window: Type.Integer({ minimum: 1, default: 64, description: 'How many chunks past the highest contiguous seq may be held waiting for a gap to fill' }),
+  reorder_max_bytes: Type.Integer({ minimum: 1024, default: 8388608, description: 'Largest total of chunks held waiting for a gap to fill' }),
+  max_readers: Type.Integer({ minimum: 1, default: 4, description: 'Simultaneous events readers per session (each gets the whole stream)' }),
+  cors_origins: Type.Array(Type.String(), { default: ['*'], description: 'Origins allowed to call the paired-session routes: "*" or exact origins like "https://app.example.com"' })
+}, { $id: 'PairedConfig', default: {} })
+export type PairedConfig = Static<typeof PairedConfig>
+
 export const ServerConfig = Type.Object({
   host: Type.String({ default: '0.0.0.0' }),
   port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
@@ -46,6 +58,7 @@ export const ServerConfig = Type.Object({
   tls_cert: Type.Optional(Type.String()),
   model: ModelConfig,
   vad: VadConfig,
-  limits: LimitsConfig
+  limits: LimitsConfig,
+  paired: PairedConfig
 }, { $id: 'ServerConfig' })
 export type ServerConfig = Static<typeof ServerConfig>

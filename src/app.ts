@@ -5,6 +5,7 @@ import metricsPlugin from '../plugins/metrics.ts'
 import otel from '../plugins/otel.ts'
 import streamerCore from '../plugins/streamer-core.ts'
 import websocketTransport from '../plugins/websocket-transport.ts'
+import pairedSessionTransport from '../plugins/paired-session-transport.ts'
 import { StreamerMetrics } from './observability/metrics.ts'
 import { StreamTelemetry } from './observability/session-telemetry.ts'
 import { tracingEnabled } from './observability/tracing.ts'
@@ -35,5 +36,6 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
   await app.register(metricsPlugin, { metrics })
   await app.register(health)
   await app.register(websocketTransport)
+  await app.register(pairedSessionTransport)
   return app
 }

@@ -1,0 +1,421 @@
+import { ApiError } from '../../schemas/error-codes.ts'
+import type { StreamEvent } from '../../schemas/events.ts'
+
+// A paired session is one stream fed by separate HTTP requests: audio chunks POSTed by `seq`,
+// events read through one or more EventSource connections that may drop and resume. This file
+// is the transport-free part: putting chunks back in order, numbering events and keeping a
+// bounded replay buffer, idle expiry and the lifecycle. plugins/paired-session-transport.ts
+// maps it onto routes; the tests drive it with no server at all.
+
+export interface PairedLimits {
+  idle_timeout_ms: number
+  linger_ms: number
+  replay_events: number
+  reorder_window: number
+  reorder_max_bytes: number
+  max_readers: number
+}
+
+// ---------------------------------------------------------------------------------------------
+// Chunk ordering
+
+export type OfferOutcome =
+  | { status: 'applied', ready: Uint8Array[] } // `ready`: the chunk and any held ones it unblocked, in seq order
+  | { status: 'held' } // waiting for an earlier seq
+  | { status: 'duplicate' } // already applied or already held: a retry, ignored
+
+// Puts chunks back in `seq` order. A chunk past a gap is held until the gap fills, but only
+// within `window` chunks of the highest contiguous seq and `maxBytes` of held audio: a client
+// that lost a chunk for good must not make the server hoard its audio.
+export class ChunkReorderer {
+  readonly #window: number
+  readonly #maxBytes: number
+  readonly #held = new Map<number, Uint8Array>()
+  #heldBytes = 0
+  #accepted = -1 // highest seq such that every seq <= it was applied; -1 before the first
+
+  constructor (options: { window: number, maxBytes: number }) {
+    this.#window = options.window
+    this.#maxBytes = options.maxBytes
+  }
+
+  get acceptedSeq (): number { return this.#accepted }
+  get heldBytes (): number { return this.#heldBytes }
+  get heldSeqs (): number[] { return [...this.#held.keys()].sort((a, b) => a - b) }
+
+  // Throws ApiError 409 when the chunk is too far ahead or would overflow the held bytes.
+  offer (seq: number, bytes: Uint8Array): OfferOutcome {
+    if (seq <= this.#accepted || this.#held.has(seq)) return { status: 'duplicate' }
+    if (seq === this.#accepted + 1) {
+      const ready = [bytes]
+      this.#accepted = seq
+      let next = this.#held.get(this.#accepted + 1)
+      while (next !== undefined) {
+        this.#held.delete(this.#accepted + 1)
+        this.#heldBytes -= next.length
+        ready.push(next)
+        this.#accepted++
+        next = this.#held.get(this.#accepted + 1)
+      }
+      return { status: 'applied', ready }
+    }
+    const missing = this.#accepted + 1
+    const limit = this.#accepted + this.#window
+    if (seq > limit) {
+      throw new ApiError('conflict', `seq ${seq} is too far ahead: chunks up to seq ${this.#accepted} are applied and at most ${this.#window} chunks past that are held (seq ${missing} to ${limit}); send seq ${missing} first`, { statusCode: 409, field: 'seq' })
+    }
+    if (this.#heldBytes + bytes.length > this.#maxBytes) {
+      throw new ApiError('conflict', `Holding seq ${seq} would keep more than ${this.#maxBytes} bytes waiting for seq ${missing}; send seq ${missing} first`, { statusCode: 409, field: 'seq' })
+    }
+    this.#held.set(seq, bytes)
+    this.#heldBytes += bytes.length
+    return { status: 'held' }
+  }
+
+  // Drops whatever waits behind a gap (the stream is ending); returns the seqs dropped.
+  discardHeld (): number[] {
+    const seqs = this.heldSeqs
+    this.#held.clear()
+    this.#heldBytes = 0
+    return seqs
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Event numbering and replay
+
+export interface LoggedEvent {
+  id: number // 1, 2, 3... in emission order; what SSE sends as `id:`
+  event: StreamEvent
+}
+
+export interface Replay {
+  events: LoggedEvent[]
+  // Ids the client asked for that fell out of the buffer: [first, last] inclusive, or null.
+  lost: [number, number] | null
+}
+
+// The events of one session with ids, keeping the last `capacity` for Last-Event-ID replay
+// (a ring buffer: a long session costs a bounded amount of memory).
+export class EventLog {
+  readonly #capacity: number
+  readonly #ring: Array<LoggedEvent | undefined>
+  #lastId = 0
+
+  constructor (capacity: number) {
+    this.#capacity = capacity
+    this.#ring = new Array<LoggedEvent | undefined>(capacity)
+  }
+
+  get lastId (): number { return this.#lastId }
+  // The oldest id still held; lastId + 1 when nothing was logged yet.
+  get firstKeptId (): number { return Math.max(1, this.#lastId - this.#capacity + 1) }
+
+  append (event: StreamEvent): LoggedEvent {
+    const logged = { id: ++this.#lastId, event }
+    this.#ring[logged.id % this.#capacity] = logged
+    return logged
+  }
+
+  // Everything after `afterId` (0: from the start) that is still held.
+  since (afterId: number): Replay {
+    const first = this.firstKeptId
+    const from = Math.max(afterId + 1, first)
+    const events: LoggedEvent[] = []
+    for (let id = from; id <= this.#lastId; id++) events.push(this.#ring[id % this.#capacity] as LoggedEvent)
+    return { events, lost: afterId + 1 < first ? [afterId + 1, first - 1] : null }
+  }
+}
+
+// `Last-Event-ID` as EventSource sends it on a reconnect, or `?last_event_id=` for clients that
+// cannot set headers. The header wins: EventSource keeps the URL it was opened with (query
+// included) and puts the newest id in the header.
+export function parseLastEventId (header: string | undefined, query: string | undefined): number | null {
+  const [raw, field] = header !== undefined && header !== '' ? [header, 'Last-Event-ID'] : [query, 'last_event_id']
+  if (raw === undefined || raw === '') return null
+  const id = /^\d{1,15}$/.test(raw.trim()) ? Number(raw.trim()) : Number.NaN
+  if (!Number.isSafeInteger(id)) throw new ApiError('invalid_message', `${field} must be the id of an event this session sent (a non-negative integer), got "${raw.slice(0, 40)}"`, { field })
+  return id
+}
+
+// `?seq=` of an audio POST: 0 for the first chunk, then 1, 2...
+export function parseSeq (raw: unknown): number {
+  const seq = typeof raw === 'string' && /^\d{1,15}$/.test(raw) ? Number(raw) : Number.NaN
+  if (!Number.isSafeInteger(seq)) {
+    throw new ApiError('invalid_message', `seq must be a non-negative integer query parameter (0 for the first chunk, then 1, 2, ...), got ${raw === undefined ? 'nothing' : `"${String(raw).slice(0, 40)}"`}`, { field: 'seq' })
+  }
+  return seq
+}
+
+// ---------------------------------------------------------------------------------------------
+// One paired session
+
+// The session core's side, as the paired session needs it (Session satisfies it).
+export interface PairedSink {
+  pushAudio (bytes: Uint8Array): void
+  finish (): Promise<unknown>
+  abort (): void
+}
+
+// A connected events reader, as the transport implements it (an SSE response).
+export interface EventReader {
+  send (logged: LoggedEvent): void
+  close (): void
+}
+
+export interface ReaderHandle {
+  detach (): void
+}
+
+export interface Timers {
+  setTimeout (fn: () => void, ms: number): unknown
+  clearTimeout (handle: unknown): void
+}
+
+const realTimers: Timers = {
+  setTimeout: (fn, ms) => {
+    const timer = setTimeout(fn, ms)
+    timer.unref() // a pending expiry never keeps the process alive
+    return timer
+  },
+  clearTimeout: (handle) => { clearTimeout(handle as NodeJS.Timeout) }
+}
+
+// open: audio accepted. stopping: stop (or expiry) asked the core to finish; results still come.
+// ended: `end` was logged; the events URL still replays for `linger_ms`. closed: gone (404).
+export type PairedState = 'open' | 'stopping' | 'ended' | 'closed'
+export type CloseReason = 'ended' | 'expired' | 'aborted'
+
+export interface AudioAck {
+  accepted_seq: number
+  buffered?: number[]
+  duplicate?: boolean
+}
+
+export interface StopAck {
+  accepted_seq: number
+  discarded?: number[]
+}
+
+export interface PairedSessionOptions {
+  id: string
+  limits: PairedLimits
+  // Called once when the session is gone for good: the owner forgets the id.
+  onClose: (session: PairedSession, reason: CloseReason) => void
+  timers?: Timers
+}
+
+export class PairedSession {
+  readonly id: string
+  readonly log: EventLog
+  readonly #limits: PairedLimits
+  readonly #chunks: ChunkReorderer
+  readonly #timers: Timers
+  readonly #onClose: PairedSessionOptions['onClose']
+  readonly #readers = new Set<EventReader>()
+  #sink: PairedSink | null = null
+  #state: PairedState = 'open'
+  #expiring = false
+  #timer: unknown = null
+
+  constructor (options: PairedSessionOptions) {
+    this.id = options.id
+    this.#limits = options.limits
+    this.log = new EventLog(options.limits.replay_events)
+    this.#chunks = new ChunkReorderer({ window: options.limits.reorder_window, maxBytes: options.limits.reorder_max_bytes })
+    this.#timers = options.timers ?? realTimers
+    this.#onClose = options.onClose
+    this.#armIdle()
+  }
+
+  get state (): PairedState { return this.#state }
+  get readers (): number { return this.#readers.size }
+  get acceptedSeq (): number { return this.#chunks.acceptedSeq }
+
+  // The core session is created with `record` as its emit, so it comes after the constructor.
+  attach (sink: PairedSink): void {
+    this.#sink = sink
+  }
+
+  // The session core's emit: number, keep, fan out. `end` closes every reader (nothing follows
+  // it) and starts the linger period.
+  record (event: StreamEvent): void {
+    if (this.#state === 'closed') return
+    const logged = this.log.append(event)
+    for (const reader of this.#readers) reader.send(logged)
+    if (event.type !== 'end') return
+    this.#state = 'ended'
+    for (const reader of [...this.#readers]) reader.close()
+    this.#readers.clear()
+    this.#clearTimer()
+    // An expired session had no reader for the whole idle time: nobody is coming back for it.
+    if (this.#expiring || this.#limits.linger_ms === 0) this.#close(this.#expiring ? 'expired' : 'ended')
+    else this.#timer = this.#timers.setTimeout(() => { this.#close('ended') }, this.#limits.linger_ms)
+  }
+
+  // One audio POST. Retries of applied or held chunks are acknowledged and ignored, even after
+  // stop, so a client can always retry safely.
+  pushChunk (seq: number, bytes: Uint8Array): AudioAck {
+    if (this.#state === 'closed') throw new ApiError('not_found', 'No such session', { statusCode: 404 })
+    const ack = (extra: Partial<AudioAck> = {}): AudioAck => {
+      const buffered = this.#chunks.heldSeqs
+      return { accepted_seq: this.#chunks.acceptedSeq, ...(buffered.length > 0 ? { buffered } : {}), ...extra }
+    }
+    if (this.#state !== 'open') {
+      if (seq <= this.#chunks.acceptedSeq) return ack({ duplicate: true })
+      throw new ApiError('conflict', `The session was stopped after seq ${this.#chunks.acceptedSeq}; it accepts no more audio`, { statusCode: 409, field: 'seq' })
+    }
+    const sink = this.#requireSink()
+    const outcome = this.#chunks.offer(seq, bytes)
+    this.#armIdle()
+    if (outcome.status === 'duplicate') return ack({ duplicate: true })
+    if (outcome.status === 'applied') for (const chunk of outcome.ready) sink.pushAudio(chunk)
+    return ack()
+  }
+
+  // The stop: whatever is contiguous was applied already; chunks held behind a gap cannot be
+  // and are dropped (reported in the answer and as an error event, never silently). The core
+  // then finalises open speech, sends every result, then `end`. Idempotent.
+  stop (): StopAck {
+    if (this.#state === 'closed') throw new ApiError('not_found', 'No such session', { statusCode: 404 })
+    if (this.#state !== 'open') return { accepted_seq: this.#chunks.acceptedSeq }
+    const discarded = this.#beginFinish()
+    return { accepted_seq: this.#chunks.acceptedSeq, ...(discarded.length > 0 ? { discarded } : {}) }
+  }
+
+  // A new events reader, resuming after `lastEventId` (null: from the first event). Returns null
+  // when there is nothing to send and nothing will come (the session ended and the reader has
+  // its `end`): the transport answers 204, on which EventSource stops reconnecting. Otherwise
+  // `open()` is called to start the response, the missed events are replayed into it at once,
+  // and live events follow; on an ended session the reader is closed after the replay.
+  openReader (lastEventId: number | null, open: () => EventReader): ReaderHandle | null {
+    if (this.#state === 'closed') throw new ApiError('not_found', 'No such session', { statusCode: 404 })
+    const after = lastEventId ?? 0
+    if (after > this.log.lastId) {
+      throw new ApiError('invalid_message', `Last-Event-ID ${after} is ahead of this session's last event (${this.log.lastId}); resume with an id this session sent`, { field: 'Last-Event-ID' })
+    }
+    if (this.#state === 'ended' && after >= this.log.lastId) return null
+    if (this.#state !== 'ended' && this.#readers.size >= this.#limits.max_readers) {
+      throw new ApiError('conflict', `This session already has ${this.#readers.size} events readers (the limit); close one first`, { statusCode: 409 })
+    }
+    const replay = this.log.since(after)
+    const reader = open()
+    if (replay.lost !== null) {
+      // Stands in for the lost ids, so a later reconnect resumes after them.
+      const [first, last] = replay.lost
+      reader.send({
+        id: last,
+        event: { type: 'error', channel: null, code: 'conflict', message: `Events ${first} to ${last} are no longer in the replay buffer (it keeps the last ${this.#limits.replay_events}) and were lost` }
+      })
+    }
+    for (const logged of replay.events) reader.send(logged)
+    if (this.#state === 'ended') {
+      reader.close()
+      return { detach: () => {} }
+    }
+    this.#readers.add(reader)
+    this.#armIdle()
+    return {
+      detach: () => {
+        if (this.#readers.delete(reader)) this.#armIdle()
+      }
+    }
+  }
+
+  // Shutdown or a fault: free everything now, emit nothing more.
+  abort (): void {
+    if (this.#state === 'closed') return
+    this.#sink?.abort()
+    for (const reader of [...this.#readers]) reader.close()
+    this.#readers.clear()
+    this.#close('aborted')
+  }
+
+  #requireSink (): PairedSink {
+    if (this.#sink === null) throw new Error('PairedSession used before attach()')
+    return this.#sink
+  }
+
+  #beginFinish (): number[] {
+    this.#state = 'stopping'
+    this.#clearTimer()
+    const discarded = this.#chunks.discardHeld()
+    if (discarded.length > 0) {
+      this.record({
+        type: 'error',
+        channel: null,
+        code: 'conflict',
+        message: `The stream ended with chunks ${discarded.join(', ')} held waiting for seq ${this.#chunks.acceptedSeq + 1}, which never arrived; they were discarded`
+      })
+    }
+    // finish() settles after `end` was emitted (see record) or the session was aborted.
+    void this.#requireSink().finish().catch(() => { this.abort() })
+    return discarded
+  }
+
+  // Idle expiry: only an open session with no reader runs the clock, restarted by every audio
+  // POST and every reader leaving. Expiry finalises the stream like a stop, then frees it.
+  #armIdle (): void {
+    this.#clearTimer()
+    if (this.#state !== 'open' || this.#readers.size > 0) return
+    this.#timer = this.#timers.setTimeout(() => {
+      this.#timer = null
+      if (this.#state !== 'open' || this.#readers.size > 0) return
+      this.#expiring = true
+      this.#beginFinish()
+    }, this.#limits.idle_timeout_ms)
+  }
+
+  #clearTimer (): void {
+    if (this.#timer !== null) this.#timers.clearTimeout(this.#timer)
+    this.#timer = null
+  }
+
+  #close (reason: CloseReason): void {
+    if (this.#state === 'closed') return
+    this.#state = 'closed'
+    this.#clearTimer()
+    this.#onClose(this, reason)
+  }
+}
+
+// The paired sessions by id. Ids come from the caller (SessionRegistry.newId: 128 random bits).
+export class PairedSessions {
+  readonly #sessions = new Map<string, PairedSession>()
+  readonly #limits: PairedLimits
+  readonly #timers: Timers | undefined
+  readonly #onClose: ((session: PairedSession, reason: CloseReason) => void) | undefined
+
+  constructor (options: { limits: PairedLimits, timers?: Timers, onClose?: (session: PairedSession, reason: CloseReason) => void }) {
+    this.#limits = options.limits
+    this.#timers = options.timers
+    this.#onClose = options.onClose
+  }
+
+  create (id: string): PairedSession {
+    const session = new PairedSession({
+      id,
+      limits: this.#limits,
+      timers: this.#timers,
+      onClose: (closed, reason) => {
+        this.#sessions.delete(closed.id)
+        this.#onClose?.(closed, reason)
+      }
+    })
+    this.#sessions.set(id, session)
+    return session
+  }
+
+  // Unknown, expired and lingered-out ids alike: 404.
+  get (id: string): PairedSession {
+    const session = this.#sessions.get(id)
+    if (session === undefined) throw new ApiError('not_found', 'No such session: the id is unknown, the session expired, or it ended and is no longer kept', { statusCode: 404 })
+    return session
+  }
+
+  get size (): number { return this.#sessions.size }
+
+  abortAll (): void {
+    for (const session of [...this.#sessions.values()]) session.abort()
+  }
+}
