@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs'
+import { resolve } from 'node:path'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { ServerConfig } from '../schemas/config.ts'
 import health from '../plugins/health.ts'
@@ -5,10 +7,12 @@ import metricsPlugin from '../plugins/metrics.ts'
 import otel from '../plugins/otel.ts'
 import streamerCore from '../plugins/streamer-core.ts'
 import websocketTransport from '../plugins/websocket-transport.ts'
+import httpStreamTransport from '../plugins/http-stream-transport.ts'
 import pairedSessionTransport from '../plugins/paired-session-transport.ts'
 import { StreamerMetrics } from './observability/metrics.ts'
 import { StreamTelemetry } from './observability/session-telemetry.ts'
 import { tracingEnabled } from './observability/tracing.ts'
+import { dualProtocolServerFactory, type DualProtocolOptions } from './dual-protocol-server.ts'
 
 export interface AppOptions {
   config: ServerConfig
@@ -25,6 +29,8 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
     logger: false,
     // A caller's request id (a proxy's, say) names the request in every log line.
     requestIdHeader: 'x-request-id',
+    // One port: HTTP/1.1 (+ WebSocket upgrade) and HTTP/2 (h2c prior knowledge, or TLS + ALPN).
+    serverFactory: dualProtocolServerFactory({ tls: readTls(options.config, options.configDir) }),
     ...options.fastify
   })
   // Tracing first, so @fastify/otel sees every route; only when tracing is on at all.
@@ -36,6 +42,16 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
   await app.register(metricsPlugin, { metrics })
   await app.register(health)
   await app.register(websocketTransport)
+  await app.register(httpStreamTransport)
   await app.register(pairedSessionTransport)
   return app
+}
+
+// TLS files are paths relative to the config file; both or neither must be set.
+function readTls (config: ServerConfig, configDir: string): DualProtocolOptions['tls'] {
+  if (config.tls_key === undefined && config.tls_cert === undefined) return undefined
+  if (config.tls_key === undefined || config.tls_cert === undefined) {
+    throw new Error(`TLS needs both tls_key and tls_cert (TLS_KEY, TLS_CERT); only ${config.tls_key === undefined ? 'tls_cert' : 'tls_key'} is set`)
+  }
+  return { key: readFileSync(resolve(configDir, config.tls_key)), cert: readFileSync(resolve(configDir, config.tls_cert)) }
 }

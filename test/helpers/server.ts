@@ -9,8 +9,8 @@ export const FAST_MODEL = { delay: 0, constant_factor: 0, jitter: 0, failure_rat
 export interface TestServer {
   app: FastifyInstance
   port: number
-  http: string // http://127.0.0.1:port
-  ws: string // ws://127.0.0.1:port
+  http: string // http://127.0.0.1:port (https:// with tls_key/tls_cert in the overrides)
+  ws: string // ws://127.0.0.1:port (wss://)
   close: () => Promise<void>
 }
 
@@ -24,5 +24,6 @@ export async function startServer (overrides: Record<string, unknown> = {}): Pro
   await app.listen({ port: 0, host: '127.0.0.1' })
   const address = app.server.address()
   const port = typeof address === 'object' && address !== null ? address.port : 0
-  return { app, port, http: `http://127.0.0.1:${port}`, ws: `ws://127.0.0.1:${port}`, close: () => app.close() }
+  const secure = config.tls_key !== undefined ? 's' : ''
+  return { app, port, http: `http${secure}://127.0.0.1:${port}`, ws: `ws${secure}://127.0.0.1:${port}`, close: () => app.close() }
 }

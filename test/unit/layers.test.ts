@@ -35,7 +35,7 @@ const allowed: Record<string, string[]> = {
   plugins: ['schemas', 'src/audio', 'src/core', 'src/observability'],
   'src/observability': ['schemas'],
   'src/config.ts': ['schemas'],
-  'src/app.ts': ['schemas', 'plugins', 'src/core', 'src/observability'],
+  'src/app.ts': ['schemas', 'plugins', 'src/core', 'src/observability', 'src/dual-protocol-server.ts'],
   'src/server.ts': ['src/app.ts', 'src/config.ts', 'src/observability'],
   'src/cli': ['schemas', 'src/audio']
 }
