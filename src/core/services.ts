@@ -62,4 +62,6 @@ export interface SessionInfo {
 // traces and logs hang here so no transport needs to know about them.
 export interface StreamerObserver {
   openSession (info: SessionInfo): SessionObserver
+  // Every model inference that reached a thread: the wait for a free thread and the run itself.
+  modelTask? (waitSeconds: number, runSeconds: number): void
 }

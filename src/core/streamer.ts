@@ -99,7 +99,10 @@ export class Streamer {
       // A VAD worker whose model fails to load rejects its tasks: one silent frame at start-up
       // turns that into a start-up error instead of a broken first stream.
       await new VadBatcher((task, transfer) => this.#vadPool.run(task, transfer)).createStream().process(new Float32Array(512))
-      const model = await ModelPool.start(this.config.model, options.configDir, { onWorkerError: options.onWorkerError })
+      const model = await ModelPool.start(this.config.model, options.configDir, {
+        onWorkerError: options.onWorkerError,
+        onTaskTiming: options.observer?.modelTask?.bind(options.observer)
+      })
       if (this.#closing) {
         await model.close()
         throw new Error('the streamer was closed while its workers were warming up')

@@ -35,6 +35,8 @@ export interface ModelPoolOptions {
   startTimeoutMs?: number
   // A thread crashed outside an inference (while idle, or during warm-up). Default: a warning.
   onWorkerError?: (error: unknown) => void
+  // Each inference that reached a thread: seconds it waited for one, and seconds it ran there.
+  onTaskTiming?: (waitSeconds: number, runSeconds: number) => void
 }
 
 interface Job {
@@ -44,6 +46,7 @@ interface Job {
   signal: AbortSignal | undefined
   onAbort: (() => void) | undefined
   settled: boolean
+  queuedAt: number // performance.now() when infer() was called
 }
 
 const DEFAULT_START_TIMEOUT_MS = 60_000
@@ -58,9 +61,11 @@ export class ModelPool {
   #crashes = 0
   #failures = 0
   readonly #onWorkerError: (error: unknown) => void
+  readonly #onTaskTiming: ((waitSeconds: number, runSeconds: number) => void) | undefined
 
   private constructor (config: ModelConfig, moduleUrl: string, options: ModelPoolOptions) {
     this.threads = config.threads
+    this.#onTaskTiming = options.onTaskTiming
     const report = options.onWorkerError ??
       ((error: unknown) => { process.emitWarning(`model worker crashed: ${String(error)}`) })
     this.#onWorkerError = (error) => {
@@ -132,7 +137,7 @@ export class ModelPool {
     if (!this.#ready) return Promise.reject(InferenceError.internal(new Error('model pool is not running')))
     if (signal?.aborted === true) return Promise.reject(signal.reason)
     const { promise, resolve, reject } = Promise.withResolvers<ModelOutput>()
-    const job: Job = { audio: ownWholeBuffer(audio), resolve, reject, signal, onAbort: undefined, settled: false }
+    const job: Job = { audio: ownWholeBuffer(audio), resolve, reject, signal, onAbort: undefined, settled: false, queuedAt: performance.now() }
     if (signal !== undefined) {
       job.onAbort = () => {
         const queued = this.#queue.indexOf(job)
@@ -150,6 +155,7 @@ export class ModelPool {
     while (this.#running < this.threads && this.#queue.length > 0) {
       const job = this.#queue.shift() as Job
       this.#running++
+      const startedAt = performance.now()
       this.#tasks.run({ kind: 'infer', audio: job.audio }, [job.audio.buffer]).then((result) => {
         if (result.kind === 'output') {
           this.#settle(job, () => { job.resolve(result.output) })
@@ -165,6 +171,7 @@ export class ModelPool {
         this.#settle(job, () => { job.reject(InferenceError.internal(error)) })
       }).finally(() => {
         this.#running--
+        this.#onTaskTiming?.((startedAt - job.queuedAt) / 1000, (performance.now() - startedAt) / 1000)
         this.#pump()
       })
     }

@@ -60,6 +60,8 @@ export class StreamerMetrics {
   readonly #events: Counter<'transport' | 'type'>
   readonly #errors: Counter<'transport' | 'code'>
   readonly #inferences: Histogram<'outcome'>
+  readonly #taskWait: Histogram
+  readonly #taskRun: Histogram
   readonly #transports = new Map<string, TransportMetrics>()
   // Metrics whose value is computed when Prometheus scrapes (their collect()).
   readonly #scraped: Array<Gauge | Counter> = []
@@ -133,6 +135,19 @@ export class StreamerMetrics {
       name: `${METRIC_PREFIX}inference_duration_seconds`,
       help: 'Seconds from asking the model pool for an inference to its result: the wait for a model thread plus the run, by outcome',
       labelNames: ['outcome'] as const,
+      buckets: PROCESSING_BUCKETS,
+      registers
+    })
+
+    this.#taskWait = new Histogram({
+      name: `${METRIC_PREFIX}model_task_wait_seconds`,
+      help: 'Seconds an inference waited in the model pool for a free worker thread',
+      buckets: PROCESSING_BUCKETS,
+      registers
+    })
+    this.#taskRun = new Histogram({
+      name: `${METRIC_PREFIX}model_task_run_seconds`,
+      help: 'Seconds an inference ran on a model worker thread',
       buckets: PROCESSING_BUCKETS,
       registers
     })
@@ -216,6 +231,11 @@ export class StreamerMetrics {
 
   inference (outcome: string, seconds: number): void {
     this.#inferences.observe({ outcome }, seconds)
+  }
+
+  modelTask (waitSeconds: number, runSeconds: number): void {
+    this.#taskWait.observe(waitSeconds)
+    this.#taskRun.observe(runSeconds)
   }
 
   transport (transport: string): TransportMetrics {

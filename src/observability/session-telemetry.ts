@@ -55,6 +55,10 @@ export class StreamTelemetry {
     const log = this.#log?.child({ session: info.id, transport: info.transport, mode: info.mode, ...(traceId !== undefined ? { trace_id: traceId } : {}) })
     return new SessionTelemetry(info, this.#metrics, log, span)
   }
+
+  modelTask (waitSeconds: number, runSeconds: number): void {
+    this.#metrics?.modelTask(waitSeconds, runSeconds)
+  }
 }
 
 // The session span's parent: the client's span from trace_id, unless the active context (the

@@ -65,6 +65,10 @@ t.test('after real streams, /metrics shows every stage, the sessions, the audio 
   t.ok(count(all, 'segment') > 0 && count(all, 'active') > 0, 'the streams did produce events')
   t.equal(value('streamer_errors_total', 'streamer_errors_total', { transport: 'websocket', code: 'truncated_audio' }), 1, 'errors by code')
   t.ok((value('streamer_inference_duration_seconds', 'streamer_inference_duration_seconds_count', { outcome: 'ok' }) ?? 0) >= count(all, 'segment'), 'every inference timed')
+  // The pool splits each inference into its wait for a thread and its run there.
+  const runs = value('streamer_model_task_run_seconds', 'streamer_model_task_run_seconds_count', {}) ?? 0
+  t.ok(runs >= count(all, 'segment'), `every inference's run timed (${runs})`)
+  t.equal(value('streamer_model_task_wait_seconds', 'streamer_model_task_wait_seconds_count', {}), runs, 'and its wait')
 
   // Pools, read at scrape time.
   t.equal(value('streamer_pool_queued_tasks', 'streamer_pool_queued_tasks', { pool: 'model' }), 0)
