@@ -1,0 +1,108 @@
+import { parseArgs } from 'node:util'
+import type { Mode } from '../../schemas/messages.ts'
+import { CliError, EXIT_USAGE } from './cli-error.ts'
+import { TRANSPORTS, type TransportName } from './transports/transport.ts'
+
+export interface CliOptions {
+  file: string
+  transport: TransportName
+  url: URL
+  mode: Mode
+  realTime: boolean
+  interimResults: boolean
+  chunkMs: number
+  json: boolean
+  quiet: boolean
+  insecure: boolean
+}
+
+export const USAGE = `Usage: streamer-client [options] <file.wav>
+
+Streams a WAV file to a streamer server and prints the results as they arrive.
+
+Options:
+  -t, --transport <ws|h2|session>  WebSocket, HTTP/2 duplex upload, or paired session (default ws)
+  -u, --url <url>                  server base URL (default http://localhost:8080; https:// for TLS)
+  -m, --mode <segmented|simple>    VAD-segmented utterances, or all audio through the model (default segmented)
+  -r, --real-time                  pace the upload at the audio's own speed (default: as fast as accepted)
+  -i, --interim-results            ask for interim results during speech (segmented mode)
+  -c, --chunk-ms <ms>              audio per chunk sent, in milliseconds (default 100)
+  -j, --json                       print each event as one JSON line on stdout (summary goes to stderr)
+  -q, --quiet                      no progress line and no summary
+  -k, --insecure                   accept a TLS certificate that does not verify (self-signed)
+  -h, --help                       show this help
+
+Reads 8-bit (unsigned), 16/24/32-bit integer, 32/64-bit float, mu-law and A-law WAV files,
+including WAVE_FORMAT_EXTENSIBLE headers and float files with a fact chunk.
+
+Exit codes: 0 the stream ended normally; 1 the server refused or broke off the stream;
+2 bad arguments or an unreadable WAV file; 3 the server could not be reached; 130 interrupted.
+`
+
+const MODES: readonly string[] = ['segmented', 'simple']
+
+// Returns null for --help.
+export function parseOptions (argv: string[]): CliOptions | null {
+  let parsed
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        transport: { type: 'string', short: 't', default: 'ws' },
+        url: { type: 'string', short: 'u', default: 'http://localhost:8080' },
+        mode: { type: 'string', short: 'm', default: 'segmented' },
+        'real-time': { type: 'boolean', short: 'r', default: false },
+        'interim-results': { type: 'boolean', short: 'i', default: false },
+        'chunk-ms': { type: 'string', short: 'c', default: '100' },
+        json: { type: 'boolean', short: 'j', default: false },
+        quiet: { type: 'boolean', short: 'q', default: false },
+        insecure: { type: 'boolean', short: 'k', default: false },
+        help: { type: 'boolean', short: 'h', default: false }
+      }
+    })
+  } catch (error) {
+    throw new CliError(`${(error as Error).message}\n\n${USAGE}`, EXIT_USAGE)
+  }
+  const { values, positionals } = parsed
+  if (values.help) return null
+  if (positionals.length !== 1) {
+    throw new CliError(`${positionals.length === 0 ? 'No WAV file given' : `One WAV file at a time, got ${positionals.length}`}\n\n${USAGE}`, EXIT_USAGE)
+  }
+  const transport = values.transport
+  if (!(TRANSPORTS as readonly string[]).includes(transport)) {
+    throw new CliError(`--transport '${transport}' is not one of ${TRANSPORTS.join(', ')}`, EXIT_USAGE)
+  }
+  if (!MODES.includes(values.mode)) throw new CliError(`--mode '${values.mode}' is not one of ${MODES.join(', ')}`, EXIT_USAGE)
+  const chunkMs = Number(values['chunk-ms'])
+  if (!Number.isFinite(chunkMs) || chunkMs <= 0 || chunkMs > 60000) {
+    throw new CliError(`--chunk-ms '${values['chunk-ms']}' must be a number of milliseconds above 0 (at most 60000)`, EXIT_USAGE)
+  }
+  return {
+    file: positionals[0] as string,
+    transport: transport as TransportName,
+    url: parseUrl(values.url),
+    mode: values.mode as Mode,
+    realTime: values['real-time'],
+    interimResults: values['interim-results'],
+    chunkMs,
+    json: values.json,
+    quiet: values.quiet,
+    insecure: values.insecure
+  }
+}
+
+// ws(s):// is accepted too and means the same server.
+function parseUrl (text: string): URL {
+  let url: URL
+  try {
+    url = new URL(text)
+  } catch {
+    throw new CliError(`--url '${text}' is not a URL: expected e.g. http://localhost:8080`, EXIT_USAGE)
+  }
+  const protocols: Record<string, string> = { 'http:': 'http:', 'https:': 'https:', 'ws:': 'http:', 'wss:': 'https:' }
+  const protocol = protocols[url.protocol]
+  if (protocol === undefined) throw new CliError(`--url '${text}' must be http://, https://, ws:// or wss://`, EXIT_USAGE)
+  // Setting URL.protocol between special and non-special schemes is refused; build anew.
+  return new URL(`${protocol}//${url.host}${url.pathname}`)
+}

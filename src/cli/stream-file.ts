@@ -1,0 +1,96 @@
+import type { Transport } from './transports/transport.ts'
+import type { CliOptions } from './options.ts'
+import { h2Transport } from './transports/h2-transport.ts'
+import { sessionTransport } from './transports/session-transport.ts'
+import { wsTransport } from './transports/ws-transport.ts'
+import { EXIT_INTERRUPTED, EXIT_OK } from './cli-error.ts'
+import { RunStats } from './run-stats.ts'
+import { TerminalDisplay } from './terminal-display.ts'
+import { describeFormat, openWav, type WavFile } from './wav-file.ts'
+
+const TRANSPORT_IMPLEMENTATIONS: Record<CliOptions['transport'], Transport> = {
+  ws: wsTransport,
+  h2: h2Transport,
+  session: sessionTransport
+}
+
+export interface Io {
+  stdout: NodeJS.WriteStream
+  stderr: NodeJS.WriteStream
+}
+
+// One run: open the WAV, stream it over the chosen transport, show events, print the summary.
+// Resolves with the exit code; a CliError carries its own.
+export async function streamFile (options: CliOptions, io: Io): Promise<number> {
+  const display = new TerminalDisplay({ json: options.json, quiet: options.quiet, stdout: io.stdout, stderr: io.stderr })
+  const wav = await openWav(options.file)
+  const stats = new RunStats()
+  // Ctrl-C once: stop sending, let the server finish what it has (results, then `end`).
+  // Twice: leave at once.
+  let stopRequested = false
+  const onSigint = (): void => {
+    if (stopRequested) {
+      display.failure('interrupted')
+      process.exit(EXIT_INTERRUPTED)
+    }
+    stopRequested = true
+    display.note('stopping: waiting for the results of the audio sent (Ctrl-C again to quit)')
+  }
+  process.on('SIGINT', onSigint)
+  try {
+    const end = await TRANSPORT_IMPLEMENTATIONS[options.transport]({
+      base: options.url,
+      mode: options.mode,
+      format: wav.format,
+      interimResults: options.interimResults,
+      insecure: options.insecure,
+      audio: pacedChunks(wav, options, stats, display, () => stopRequested),
+      onEvent: (event) => {
+        stats.event(event)
+        display.event(event)
+      },
+      onUploadEnd: () => { stats.uploadEnded() }
+    })
+    display.summary(stats.summary({
+      transport: options.transport,
+      mode: options.mode,
+      audioSeconds: end.seconds_received[0] ?? wav.duration,
+      format: describeFormat(wav.format),
+      end
+    }))
+    return EXIT_OK
+  } catch (error) {
+    display.close()
+    throw error
+  } finally {
+    process.off('SIGINT', onSigint)
+    await wav.close()
+  }
+}
+
+// The data chunk in pieces of --chunk-ms; with --real-time each piece leaves no earlier than
+// its own time in the audio (measured from the first), so the server sees a live source.
+async function * pacedChunks (wav: WavFile, options: CliOptions, stats: RunStats, display: TerminalDisplay, stopped: () => boolean): AsyncGenerator<Uint8Array> {
+  const rate = wav.format.sample_rate
+  const chunkFrames = Math.max(1, Math.round(rate * options.chunkMs / 1000))
+  let framesSent = 0
+  let t0 = 0
+  display.progress(0, wav.duration)
+  for await (const chunk of wav.chunks(chunkFrames)) {
+    if (stopped()) break
+    if (framesSent === 0) {
+      t0 = performance.now()
+      stats.audioStarted()
+    } else if (options.realTime) {
+      const due = t0 + framesSent / rate * 1000
+      const wait = due - performance.now()
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait))
+      if (stopped()) break
+    }
+    yield chunk
+    // The transport asks for the next chunk once this one is written.
+    framesSent += chunk.length / wav.bytesPerFrame
+    display.progress(framesSent / rate, wav.duration)
+  }
+  if (framesSent === 0) stats.audioStarted()
+}

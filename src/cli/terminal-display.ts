@@ -1,0 +1,142 @@
+import { styleText } from 'node:util'
+import type { StreamEvent } from '../../schemas/events.ts'
+import { refusalOf } from './cli-error.ts'
+import { formatSummary, type RunSummary } from './run-stats.ts'
+
+type Out = NodeJS.WritableStream & { isTTY?: boolean, columns?: number }
+
+export interface DisplayOptions {
+  json: boolean // stdout: one event per line, nothing else
+  quiet: boolean // no progress line, no summary
+  stdout: Out
+  stderr: Out
+}
+
+// Redraws at most this often: a fast upload reports progress thousands of times a second.
+const REDRAW_MS = 50
+const CLEAR_LINE = '\r\x1b[2K'
+// Fields of a segment that are not model output.
+const EVENT_FIELDS = new Set(['type', 'channel', 'start_time', 'end_time', 'is_final'])
+
+// What the user sees. stdout carries results (JSON lines with --json, readable lines
+// otherwise); stderr carries the live status line (on a terminal only), warnings and, with
+// --json, the summary, so `--json | jq` sees pure JSON.
+export class TerminalDisplay {
+  readonly #options: DisplayOptions
+  readonly #live: boolean
+  #status = ''
+  #sent = 0
+  #total = 0
+  #lastDraw = 0
+  #interims = new Map<number, string>()
+
+  constructor (options: DisplayOptions) {
+    this.#options = options
+    this.#live = !options.quiet && options.stderr.isTTY === true
+  }
+
+  event (event: StreamEvent): void {
+    if (this.#options.json) {
+      this.#print(this.#options.stdout, JSON.stringify(event))
+    }
+    switch (event.type) {
+      case 'segment':
+        if (event.is_final === false) {
+          this.#interims.set(event.channel, `ch${event.channel} ${span(event.start_time, event.end_time)} ${outputOf(event)}`)
+          this.#draw(true)
+          return
+        }
+        this.#interims.delete(event.channel)
+        if (!this.#options.json) this.#print(this.#options.stdout, `ch${event.channel}  ${span(event.start_time, event.end_time)}  ${outputOf(event)}`)
+        this.#draw(true)
+        return
+      case 'data':
+        if (!this.#options.json) this.#print(this.#options.stdout, `${event.channel === null ? 'stream' : `ch${event.channel}`}  data  ${outputOf(event)}`)
+        return
+      case 'active':
+        if (!this.#options.json) this.#print(this.#options.stdout, `ch${event.channel}  ${event.time.toFixed(2).padStart(7)} s  speech started`, 'dim')
+        return
+      case 'inactive':
+        if (!this.#options.json) this.#print(this.#options.stdout, `ch${event.channel}  ${event.time.toFixed(2).padStart(7)} s  speech ended`, 'dim')
+        return
+      case 'error': {
+        const where = event.channel === null ? 'stream' : `ch${event.channel}`
+        const when = event.start_time !== undefined && event.end_time !== undefined ? ` ${span(event.start_time, event.end_time)}` : ''
+        // A refusal is reported once, as the CLI's failure. With --json the event is already on
+        // stdout; a human watching the terminal still wants to see it.
+        if (refusalOf(event) !== null) return
+        if (!this.#options.json || this.#live) this.#print(this.#options.stderr, `${where}${when}  error ${event.code}: ${event.message}`, 'yellow')
+        return
+      }
+      case 'end':
+        this.#interims.clear()
+        this.#draw(true)
+    }
+  }
+
+  progress (sentSeconds: number, totalSeconds: number): void {
+    this.#sent = sentSeconds
+    this.#total = totalSeconds
+    this.#draw(sentSeconds >= totalSeconds)
+  }
+
+  summary (summary: RunSummary): void {
+    this.#clear()
+    if (this.#options.quiet) return
+    const out = this.#options.json ? this.#options.stderr : this.#options.stdout
+    out.write(formatSummary(summary))
+  }
+
+  // A fatal error: one clear line on stderr.
+  failure (message: string): void {
+    this.#clear()
+    this.#options.stderr.write(`${styleText('red', 'streamer-client:', { stream: this.#options.stderr })} ${message}\n`)
+  }
+
+  note (message: string): void {
+    this.#print(this.#options.stderr, message, 'dim')
+  }
+
+  close (): void {
+    this.#clear()
+  }
+
+  // A permanent line: the status line is taken down first and put back after.
+  #print (stream: Out, line: string, style?: 'dim' | 'yellow'): void {
+    const hadStatus = this.#status !== ''
+    this.#clear()
+    stream.write(`${style === undefined ? line : styleText(style, line, { stream })}\n`)
+    if (hadStatus) this.#draw(true)
+  }
+
+  #draw (force: boolean): void {
+    if (!this.#live) return
+    const now = performance.now()
+    if (!force && now - this.#lastDraw < REDRAW_MS) return
+    this.#lastDraw = now
+    const percent = this.#total > 0 ? Math.floor(100 * this.#sent / this.#total) : 100
+    const parts = [`sent ${this.#sent.toFixed(1)}/${this.#total.toFixed(1)} s ${String(percent).padStart(3)}%`, ...this.#interims.values()]
+    const width = Math.max(20, (this.#options.stderr.columns ?? 80) - 1)
+    let line = parts.join('  |  ')
+    if (line.length > width) line = `${line.slice(0, width - 1)}…`
+    this.#status = line
+    this.#options.stderr.write(`${CLEAR_LINE}${styleText('cyan', line, { stream: this.#options.stderr })}`)
+  }
+
+  #clear (): void {
+    if (this.#status === '') return
+    this.#status = ''
+    this.#options.stderr.write(CLEAR_LINE)
+  }
+}
+
+const span = (start: number, end: number): string => `${start.toFixed(2).padStart(7)} - ${end.toFixed(2).padStart(7)} s`
+
+// The model's output fields, flattened into the event: `count=36480`, or a `text` field as is.
+function outputOf (event: Record<string, unknown>): string {
+  if (typeof event.text === 'string') return JSON.stringify(event.text)
+  return Object.entries(event)
+    .filter(([key]) => !EVENT_FIELDS.has(key))
+    .map(([key, value]) => `${key}=${typeof value === 'string' ? value : JSON.stringify(value)}`)
+    .join(' ')
+}

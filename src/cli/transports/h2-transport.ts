@@ -1,0 +1,117 @@
+import { connect, constants, type ClientHttp2Stream } from 'node:http2'
+import type { EndEvent } from '../../../schemas/events.ts'
+import { CliError, refusalOf, unreachable } from '../cli-error.ts'
+import { createSseFeed } from '../sse-events.ts'
+import { routeUrl, type StreamRequest } from './transport.ts'
+
+const { HTTP2_HEADER_METHOD, HTTP2_HEADER_PATH, HTTP2_HEADER_STATUS, HTTP2_HEADER_CONTENT_TYPE } = constants
+
+// HTTP/2 duplex upload: one POST whose body is the audio (raw PCM, format in the query) and
+// whose response is text/event-stream, read while the body is still being sent. http:// uses
+// cleartext HTTP/2 with prior knowledge (h2c), https:// TLS with ALPN h2.
+export async function h2Transport (request: StreamRequest): Promise<EndEvent> {
+  const url = routeUrl(request.base, `/api/v1/${request.mode}`)
+  const { format } = request
+  const query = new URLSearchParams({
+    sample_rate: String(format.sample_rate),
+    channels: String(format.channels),
+    bit_depth: String(format.bit_depth),
+    is_float: String(format.is_float),
+    interim_results: String(request.interimResults)
+  })
+  if (format.encoding !== undefined && format.encoding !== 'pcm') query.set('encoding', format.encoding)
+
+  const session = connect(url.origin, { rejectUnauthorized: !request.insecure })
+  const { promise: result, resolve, reject } = Promise.withResolvers<EndEvent>()
+  // Settled while the upload may still run; awaited at the end (no unhandled rejection).
+  result.catch(() => {})
+  let settled = false
+  let connected = false
+  let stream: ClientHttp2Stream | undefined
+  const finish = (): void => {
+    stream?.close(constants.NGHTTP2_CANCEL)
+    session.close()
+    // A session that still has the refused stream open would keep the process alive.
+    setTimeout(() => { session.destroy() }, 1000).unref()
+  }
+  const fail = (error: CliError): void => {
+    if (settled) return
+    settled = true
+    reject(error)
+    finish()
+  }
+  session.once('connect', () => { connected = true })
+  session.on('error', (error) => {
+    fail(connected ? new CliError(`HTTP/2 connection error: ${error.message}`) : unreachable(url.origin, error))
+  })
+
+  stream = session.request({
+    [HTTP2_HEADER_METHOD]: 'POST',
+    [HTTP2_HEADER_PATH]: `${url.pathname}?${query}`,
+    [HTTP2_HEADER_CONTENT_TYPE]: 'application/octet-stream',
+    accept: 'text/event-stream'
+  })
+  const upload = stream
+  upload.on('error', (error) => {
+    fail(connected ? new CliError(`The HTTP/2 stream failed: ${error.message}`) : unreachable(url.origin, error))
+  })
+  upload.on('response', (headers) => {
+    const status = Number(headers[HTTP2_HEADER_STATUS])
+    if (status === 200) {
+      const feed = createSseFeed((event) => {
+        if (settled) return
+        request.onEvent(event)
+        const refusal = refusalOf(event)
+        if (refusal !== null) fail(refusal)
+        else if (event.type === 'end') {
+          settled = true
+          resolve(event)
+          finish()
+        }
+      })
+      upload.on('data', (chunk: Buffer) => {
+        try {
+          feed.push(chunk)
+        } catch (error) {
+          fail(error instanceof CliError ? error : new CliError(String(error)))
+        }
+      })
+      return
+    }
+    // A refusal before the stream started: {code, message, field} as JSON.
+    const body: Buffer[] = []
+    upload.on('data', (chunk: Buffer) => { body.push(chunk) })
+    upload.once('end', () => { fail(httpRefusal(status, Buffer.concat(body).toString())) })
+  })
+  upload.on('close', () => {
+    fail(new CliError(`The server ended the HTTP/2 stream before the stream's end event (RST code ${upload.rstCode ?? 'none'})`))
+  })
+
+  for await (const chunk of request.audio) {
+    if (settled || upload.destroyed || upload.writableEnded) break
+    // Backpressure: wait for the flow-control window rather than buffering the whole file.
+    if (!upload.write(chunk)) {
+      await new Promise<void>((resolve) => {
+        upload.once('drain', resolve)
+        upload.once('close', resolve)
+      })
+    }
+  }
+  if (!settled && !upload.destroyed) {
+    // The end of the body is the stop.
+    upload.end()
+    request.onUploadEnd()
+  }
+  return await result
+}
+
+export function httpRefusal (status: number, text: string): CliError {
+  try {
+    const body = JSON.parse(text) as { code?: unknown, message?: unknown, field?: unknown }
+    if (typeof body.message === 'string') {
+      const field = typeof body.field === 'string' ? ` (field ${body.field})` : ''
+      return new CliError(`The server refused the stream: HTTP ${status} ${String(body.code ?? '')}: ${body.message}${field}`)
+    }
+  } catch {}
+  return new CliError(`The server refused the stream: HTTP ${status}${text === '' ? '' : `: ${text.slice(0, 200)}`}`)
+}

@@ -1,0 +1,120 @@
+import type { EndEvent, StreamEvent } from '../../../schemas/events.ts'
+import type { PairedSessionCreated } from '../../../schemas/paired-session.ts'
+import { CliError, refusalOf, unreachable } from '../cli-error.ts'
+import { createSseFeed } from '../sse-events.ts'
+import { httpRefusal } from './h2-transport.ts'
+import { routeUrl, type StreamRequest } from './transport.ts'
+
+// Chunks in flight at once: the server applies them in seq order, so a few may overlap and
+// a slow round trip does not throttle the upload.
+const MAX_IN_FLIGHT = 4
+// The events stream is resumed with Last-Event-ID if it drops before `end`.
+const MAX_RECONNECTS = 3
+
+// Paired session: POST /api/v1/sessions, then audio chunks POSTed by seq while the SSE events
+// stream is read with fetch (Node has no EventSource), then POST stop.
+export async function sessionTransport (request: StreamRequest): Promise<EndEvent> {
+  // fetch has no per-request TLS option; the documented Node switch applies to this process only.
+  if (request.insecure) process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0'
+  const createUrl = routeUrl(request.base, '/api/v1/sessions')
+  const abort = new AbortController()
+  const post = async (url: URL, body: RequestInit['body'], contentType: string): Promise<Response> => {
+    try {
+      return await fetch(url, { method: 'POST', body, headers: { 'content-type': contentType }, signal: abort.signal })
+    } catch (error) {
+      if (abort.signal.aborted) throw abort.signal.reason as Error
+      throw unreachable(url.origin, error)
+    }
+  }
+
+  const created = await post(createUrl, JSON.stringify({
+    mode: request.mode,
+    format: request.format,
+    interim_results: request.interimResults
+  }), 'application/json')
+  if (created.status !== 201) throw httpRefusal(created.status, await created.text())
+  const session = await created.json() as PairedSessionCreated
+  // The URLs are paths: resolved against the URL that created the session.
+  const eventsUrl = new URL(session.events_url, createUrl)
+  const audioUrl = new URL(session.audio_url, createUrl)
+  const stopUrl = new URL(session.stop_url, createUrl)
+
+  const { promise: result, resolve, reject } = Promise.withResolvers<EndEvent>()
+  // Settled while the upload may still run; awaited at the end (no unhandled rejection).
+  result.catch(() => {})
+  let settled = false
+  const fail = (error: CliError): void => {
+    if (settled) return
+    settled = true
+    reject(error)
+    abort.abort(error)
+  }
+  const onEvent = (event: StreamEvent): void => {
+    if (settled) return
+    request.onEvent(event)
+    const refusal = refusalOf(event)
+    if (refusal !== null) fail(refusal)
+    else if (event.type === 'end') {
+      settled = true
+      resolve(event)
+      // The server closes the events stream after `end`; aborting also frees the socket now.
+      abort.abort(new Error('done'))
+    }
+  }
+  void readEvents(eventsUrl, onEvent, abort.signal).then(() => {
+    fail(new CliError('The events stream ended before the end event'))
+  }, (error: unknown) => {
+    fail(error instanceof CliError ? error : unreachable(eventsUrl.origin, error))
+  })
+
+  try {
+    const inFlight = new Set<Promise<void>>()
+    let seq = 0
+    for await (const chunk of request.audio) {
+      if (settled) break
+      const url = new URL(audioUrl)
+      url.searchParams.set('seq', String(seq++))
+      // Never rejects: a refused chunk fails the whole stream, and the loop stops.
+      const sent: Promise<void> = post(url, chunk, 'application/octet-stream').then(async (response) => {
+        if (response.status !== 200 && response.status !== 202) throw httpRefusal(response.status, await response.text())
+        await response.body?.cancel()
+      }).catch((error: unknown) => {
+        fail(error instanceof CliError ? error : new CliError(String(error)))
+      }).finally(() => { inFlight.delete(sent) })
+      inFlight.add(sent)
+      if (inFlight.size >= MAX_IN_FLIGHT) await Promise.race(inFlight)
+    }
+    await Promise.all(inFlight)
+    if (!settled) {
+      const stopped = await post(stopUrl, '', 'application/octet-stream')
+      if (stopped.status !== 202 && stopped.status !== 200) throw httpRefusal(stopped.status, await stopped.text())
+      await stopped.body?.cancel()
+      request.onUploadEnd()
+    }
+  } catch (error) {
+    fail(error instanceof CliError ? error : new CliError(String(error)))
+  }
+  return await result
+}
+
+// Reads the SSE stream until it ends; resumes from the last event id when it drops.
+async function readEvents (url: URL, onEvent: (event: StreamEvent) => void, signal: AbortSignal): Promise<void> {
+  let lastEventId: string | undefined
+  for (let attempt = 0; attempt <= MAX_RECONNECTS; attempt++) {
+    const headers: Record<string, string> = { accept: 'text/event-stream' }
+    if (lastEventId !== undefined) headers['last-event-id'] = lastEventId
+    const response = await fetch(url, { headers, signal })
+    // 204: the server has nothing more for this reader.
+    if (response.status === 204) return
+    if (response.status !== 200) throw httpRefusal(response.status, await response.text())
+    const feed = createSseFeed(onEvent)
+    try {
+      for await (const chunk of response.body ?? []) feed.push(chunk)
+      // A clean end: after `end` the caller has settled and aborted; otherwise resume.
+    } catch (error) {
+      if (signal.aborted || error instanceof CliError) throw error
+    }
+    lastEventId = feed.lastEventId ?? lastEventId
+    if (signal.aborted) return
+  }
+}
