@@ -4,6 +4,7 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import type { ServerConfig } from '../schemas/config.ts'
 import health from '../plugins/health.ts'
 import metricsPlugin from '../plugins/metrics.ts'
+import openapi from '../plugins/openapi.ts'
 import otel from '../plugins/otel.ts'
 import streamerCore from '../plugins/streamer-core.ts'
 import websocketTransport from '../plugins/websocket-transport.ts'
@@ -38,6 +39,8 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
   // Metrics, spans and log lines for every session of every transport, fed by the core.
   const metrics = new StreamerMetrics()
   const observer = new StreamTelemetry({ metrics, log: app.log })
+  // Before every route: @fastify/swagger describes the routes as they are added.
+  await app.register(openapi)
   await app.register(streamerCore, { config: options.config, configDir: options.configDir, observer, background: options.background })
   await app.register(metricsPlugin, { metrics })
   await app.register(health)

@@ -1,0 +1,273 @@
+import { readFileSync } from 'node:fs'
+import { STATUS_CODES } from 'node:http'
+import type { FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+import { stringify } from 'yaml'
+import swagger from '@fastify/swagger'
+import swaggerUi from '@fastify/swagger-ui'
+import { Type } from '@sinclair/typebox'
+import { AudioFormat, Encoding } from '../schemas/audio-format.ts'
+import { ActiveEvent, DataEvent, EndEvent, ErrorEvent, InactiveEvent, SegmentEvent, StreamEvent } from '../schemas/events.ts'
+import { Mode, StartMessage, StopMessage } from '../schemas/messages.ts'
+import { PairedErrorResponse } from '../schemas/paired-session.ts'
+
+// The OpenAPI 3.1 description of the HTTP routes, built by @fastify/swagger from the route
+// schemas (TypeBox), served at /api/v1/openapi.json and /api/v1/openapi.yaml, with a Swagger UI
+// page at /docs. Registered before every route (fastify-plugin: not encapsulated), so its
+// onRoute hook sees them all. scripts/generate-openapi.ts writes the same document to
+// openapi.yaml.
+
+export const OPENAPI_JSON_URL = '/api/v1/openapi.json'
+export const OPENAPI_YAML_URL = '/api/v1/openapi.yaml'
+export const DOCS_URL = '/docs'
+// The API's version is the package's.
+const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version
+
+// Always in the document, even where no route names them (the events of an SSE stream).
+export const SHARED_SCHEMAS = [AudioFormat, Encoding, Mode, StartMessage, StopMessage, SegmentEvent, DataEvent, ActiveEvent, InactiveEvent, ErrorEvent, EndEvent, StreamEvent]
+
+export const TAGS = [
+  { name: 'streaming', description: 'Audio in, events out: the HTTP/2 duplex upload (the WebSocket routes are in asyncapi.yaml)' },
+  { name: 'sessions', description: 'Paired sessions: audio by POST, events by Server-Sent Events, for browsers and clients that cannot stream a request body' },
+  { name: 'operations', description: 'Health, readiness, metrics and this description' }
+]
+
+type Json = Record<string, unknown>
+
+// Documentation the route definitions cannot carry without changing what the server does:
+// the streaming upload reads its own query and body (a querystring or body schema would make
+// Fastify validate and coerce them first, with other messages), and the SSE responses are
+// written on the raw socket (a response schema there is never used to serialise). Merged into
+// each route's own schema for the document only; a key that matches no route fails at start-up.
+const Binary = Type.String({ format: 'binary' })
+const SseResponse = {
+  description: 'Server-Sent Events: each event is `event: <type>`, `id: <n>`, `data: <the event as JSON>`',
+  content: { 'text/event-stream': { schema: StreamEvent } }
+}
+const SessionParams = Type.Object({ id: Type.String({ description: 'The session id returned by createSession' }) })
+
+const UploadQuery = Type.Object({
+  sample_rate: Type.Optional(Type.Integer({ minimum: 8000, maximum: 192000, description: 'Samples per second per channel (raw PCM bodies; WAV bodies carry it in the header)' })),
+  channels: Type.Optional(Type.Integer({ minimum: 1, description: 'Interleaved channel count' })),
+  bit_depth: Type.Optional(Type.Integer({ description: 'Bits per sample: 8 (unsigned), 16, 24, 32 integer; 32 or 64 float; 8 for mulaw/alaw' })),
+  is_float: Type.Optional(Type.Boolean({ description: 'IEEE float samples' })),
+  encoding: Type.Optional(Type.Union([Type.Literal('pcm'), Type.Literal('mulaw'), Type.Literal('alaw')], { description: 'Sample encoding' })),
+  interim_results: Type.Optional(Type.Boolean({ description: 'Segmented mode: interim results every 500 ms of ongoing speech' })),
+  trace_id: Type.Optional(Type.String({ description: 'W3C traceparent (the traceparent header works too)' }))
+})
+
+const uploadDocs = (mode: 'segmented' | 'simple'): Json => ({
+  operationId: mode === 'segmented' ? 'streamSegmented' : 'streamSimple',
+  tags: ['streaming'],
+  summary: `Stream audio up, events down (${mode} mode)`,
+  description: 'The request body is the audio, streamed: raw little-endian interleaved PCM with the format in the query, or a WAV file ' +
+    '(`Content-Type: audio/wav`; the header is the format). The response is `text/event-stream` and starts at once: events flow while the ' +
+    'upload goes on (full duplex on HTTP/2, cleartext with prior knowledge or TLS). The end of the body is the stop: the last results, then ' +
+    '`end`. `PUT` works the same (curl -T). A request refused before the stream starts gets a JSON error; after, an `error` event ends the stream.',
+  querystring: UploadQuery,
+  body: { content: { 'application/octet-stream': { schema: Binary }, 'audio/wav': { schema: Binary } } },
+  response: {
+    200: SseResponse,
+    '4xx': { description: 'Refused before the stream started: 400 a bad format or query, 413 too large, 415 a content type not accepted', content: { 'application/json': { schema: PairedErrorResponse } } },
+    503: { description: 'Starting or shutting down', content: { 'application/json': { schema: PairedErrorResponse } } }
+  }
+})
+
+export const ROUTE_DOCS: Record<string, Json> = {
+  'POST /api/v1/segmented': uploadDocs('segmented'),
+  'POST /api/v1/simple': uploadDocs('simple'),
+  'POST /api/v1/sessions': {
+    operationId: 'createSession',
+    tags: ['sessions'],
+    summary: 'Create a paired session',
+    description: 'The body is a start message plus `mode`. The answer names the session\'s URLs: read events from `events_url`, POST audio chunks to ' +
+      '`audio_url?seq=0, 1, 2...`, POST `stop_url` to end the stream. Idle sessions expire after `expires_in` seconds.'
+  },
+  'GET /api/v1/sessions/:id/events': {
+    operationId: 'streamSessionEvents',
+    tags: ['sessions'],
+    summary: 'The session\'s events (Server-Sent Events)',
+    description: 'EventSource-compatible. Every event has an id; a reconnect with `Last-Event-ID` (or `?last_event_id=`) resumes without loss. ' +
+      'The stream ends after `end`; a reconnect after that gets 204.',
+    params: SessionParams,
+    headers: Type.Object({ 'last-event-id': Type.Optional(Type.String({ description: 'Resume after this event id (set by EventSource on a reconnect)' })) }),
+    response: { 200: SseResponse, 204: { description: 'The reader already has every event up to `end`', type: 'null' } }
+  },
+  'POST /api/v1/sessions/:id/audio': {
+    operationId: 'appendSessionAudio',
+    tags: ['sessions'],
+    summary: 'Append one audio chunk',
+    description: 'Raw PCM in the session\'s format. Chunks are applied in `seq` order; a repeated seq is ignored (retries are safe). ' +
+      '200: applied (or a repeat); 202: held until the missing earlier chunks arrive.',
+    params: SessionParams,
+    body: { content: { 'application/octet-stream': { schema: Binary } } }
+  },
+  'POST /api/v1/sessions/:id/stop': {
+    operationId: 'stopSession',
+    tags: ['sessions'],
+    summary: 'End the stream',
+    description: 'Open speech is finalised; the last results, then `end`, follow on the events stream.',
+    params: SessionParams
+  },
+  'GET /api/v1/openapi.json': { response: { 200: { description: 'This document', content: { 'application/json': { schema: { type: 'object' } } } } } },
+  'GET /api/v1/openapi.yaml': { response: { 200: { description: 'This document', content: { 'application/yaml': { schema: { type: 'string' } } } } } },
+  'GET /api/v1/health': { tags: ['operations'] },
+  'GET /api/v1/ready': { tags: ['operations'] },
+  'GET /metrics': { tags: ['operations'] }
+}
+
+// The route's own schema wins; the documentation fills what it lacks (per status for responses).
+function withDocs (schema: Json, docs: Json | undefined): Json {
+  if (docs === undefined) return schema
+  const merged: Json = { ...docs, ...schema }
+  if (docs.response !== undefined && schema.response !== undefined) merged.response = { ...(docs.response as Json), ...(schema.response as Json) }
+  return merged
+}
+
+// Every schema with an $id becomes one named component, and each place that embeds it (TypeBox
+// composes by embedding) a $ref to it: stable names, no def-0. Done in the document only; the
+// route schemas the server validates with are untouched.
+class Components {
+  readonly #schemas = new Map<string, Json>()
+
+  constructor (shared: unknown[]) {
+    for (const schema of shared) this.reference(schema)
+  }
+
+  // The schema with every $id'd object in it (itself included) replaced by a $ref.
+  reference (node: unknown): unknown {
+    if (Array.isArray(node)) return node.map((item) => this.reference(item))
+    if (typeof node !== 'object' || node === null) return node
+    const object = node as Json
+    const id = object.$id
+    if (typeof id === 'string') {
+      if (!this.#schemas.has(id)) {
+        this.#schemas.set(id, {}) // claimed first: a recursive schema refers to itself
+        this.#schemas.set(id, this.#copy(object))
+      }
+      return { $ref: `#/components/schemas/${id}` }
+    }
+    return this.#copy(object)
+  }
+
+  // Parameters (query, path, headers) are listed one by one: the object itself stays inline.
+  inline (node: unknown): unknown {
+    return typeof node === 'object' && node !== null && !Array.isArray(node) ? this.#copy(node as Json) : node
+  }
+
+  #copy (object: Json): Json {
+    const out: Json = {}
+    for (const [key, value] of Object.entries(object)) if (key !== '$id') out[key] = this.reference(value)
+    return out
+  }
+
+  all (): Record<string, Json> {
+    return Object.fromEntries([...this.#schemas.entries()].sort(([a], [b]) => a.localeCompare(b)))
+  }
+}
+
+// The document as YAML: the committed openapi.yaml and the served one are this same text.
+export function renderOpenApiYaml (document: unknown): string {
+  return '# Generated from the route schemas by @fastify/swagger (scripts/generate-openapi.ts): do not edit by hand (npm run openapi).\n' +
+    stringify(document, { lineWidth: 0, aliasDuplicateObjects: false })
+}
+
+async function openapi (app: FastifyInstance): Promise<void> {
+  // Rebuilt whenever the document is (swagger() caches its result).
+  let components = new Components(SHARED_SCHEMAS)
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'streamer HTTP API',
+        version: VERSION,
+        description: 'Audio streams in, observations stream out. The streaming routes answer with `text/event-stream`: each event is ' +
+          '`event: <type>`, `id: <n>`, `data: <a StreamEvent as JSON>`. The WebSocket routes and the SSE message flows are described in asyncapi.yaml.',
+        license: { name: 'MIT' }
+      },
+      servers: [{ url: 'http://localhost:8080', description: 'A local server (npm start)' }],
+      tags: TAGS
+    },
+    // OpenAPI 3.1 is JSON Schema 2020-12: `const` stays `const`.
+    convertConstToEnum: false,
+    transform: ({ schema: ownSchema, url, route }) => {
+      const methods = Array.isArray(route.method) ? route.method : [route.method]
+      // A prefixed plugin's '/' route is '/api/v1/sessions/' here; clients use the name without the slash.
+      const path = url.length > 1 ? url.replace(/\/$/, '') : url
+      const docs = methods.map((method) => ROUTE_DOCS[`${method} ${path}`]).find((d) => d !== undefined)
+      // Routes with neither a schema nor documentation (the docs page's assets) are left out.
+      if ((ownSchema === undefined && docs === undefined) || url.startsWith(DOCS_URL)) return { schema: { hide: true } as unknown as typeof ownSchema, url }
+      const schema = withDocs((ownSchema ?? {}) as Json, docs)
+      const transformed: Json = {}
+      for (const [key, value] of Object.entries(schema)) {
+        const plain: unknown = JSON.parse(JSON.stringify(value ?? null)) // TypeBox's Symbol keys dropped
+        if (key === 'body') transformed.body = components.reference(plain)
+        else if (['querystring', 'params', 'headers'].includes(key)) transformed[key] = components.inline(plain)
+        else if (key === 'response') transformed.response = referenceResponses(plain as Json, components)
+        else transformed[key] = value
+      }
+      return { schema: transformed as unknown as typeof ownSchema, url: path }
+    },
+    transformObject: (documentObject) => {
+      // Only the openapi (not swagger 2) form is configured above.
+      const document = ('openapiObject' in documentObject ? documentObject.openapiObject : documentObject.swaggerObject) as Json
+      const schemas = components.all()
+      components = new Components(SHARED_SCHEMAS)
+      // A route answering POST and PUT alike is one operation: an operationId must be unique.
+      const paths = document.paths as Record<string, Record<string, Json>>
+      for (const operations of Object.values(paths)) {
+        if (operations.put !== undefined && operations.post !== undefined && operations.put.operationId === operations.post.operationId) delete operations.put
+      }
+      // Paths in name order: the document does not change with the order plugins register in.
+      const sorted = Object.fromEntries(Object.entries(paths).sort(([a], [b]) => a.localeCompare(b)))
+      return { ...document, paths: sorted, components: { ...(document.components as Json | undefined), schemas } }
+    }
+  })
+
+  // Documentation for a route that does not exist is a mistake, not a silent no-op.
+  const documented = new Set(Object.keys(ROUTE_DOCS))
+  app.addHook('onRoute', (route) => {
+    for (const method of Array.isArray(route.method) ? route.method : [route.method]) documented.delete(`${method} ${route.url}`)
+  })
+  app.addHook('onReady', async () => {
+    if (documented.size > 0) throw new Error(`plugins/openapi.ts documents routes that do not exist: ${[...documented].join(', ')}`)
+  })
+
+  await app.register(swaggerUi, { routePrefix: DOCS_URL, uiConfig: { deepLinking: true } })
+
+  app.get(OPENAPI_JSON_URL, { schema: { operationId: 'getOpenApiJson', summary: 'This document, as JSON', tags: ['operations'] } }, async () => app.swagger())
+  app.get(OPENAPI_YAML_URL, { schema: { operationId: 'getOpenApiYaml', summary: 'This document, as YAML', tags: ['operations'] } }, async (_request, reply) => {
+    return reply.type('application/yaml').send(renderOpenApiYaml(app.swagger()))
+  })
+}
+
+// What a status means when the route's schema does not say.
+function describeStatus (status: string): string {
+  if (/^4xx$/i.test(status)) return 'Refused: the body says why ({code, message, field})'
+  if (/^5xx$/i.test(status)) return 'Server fault or not ready ({code, message})'
+  return STATUS_CODES[Number(status)] ?? status
+}
+
+// Response schemas: each status's schema, or each content type's schema.
+function referenceResponses (response: Json, components: Components): Json {
+  const out: Json = {}
+  for (const [status, value] of Object.entries(response)) {
+    const entry = value as Json
+    const description = typeof entry.description === 'string' ? entry.description : describeStatus(status)
+    if (typeof entry.content === 'object' && entry.content !== null) {
+      const content: Json = {}
+      for (const [type, media] of Object.entries(entry.content as Json)) {
+        const { schema, ...rest } = media as Json
+        content[type] = { ...rest, schema: components.reference(schema) }
+      }
+      out[status] = { ...entry, description, content }
+    } else {
+      // swagger takes the response's description from the schema object it is given.
+      out[status] = { ...(components.reference(entry) as Json), description }
+    }
+  }
+  return out
+}
+
+export default fp(openapi, { name: 'openapi' })
