@@ -2,6 +2,7 @@ import t from 'tap'
 import { readFileSync } from 'node:fs'
 import { parse } from 'yaml'
 import { generateOpenApi, OPENAPI_PATH } from '../../scripts/generate-openapi.ts'
+import { startServer } from '../helpers/server.ts'
 
 type Json = Record<string, unknown>
 const HTTP_METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace']
@@ -58,4 +59,19 @@ t.test('the streaming routes and the paired-session routes are all described', a
   t.same(union?.map((s) => s.$ref), ['SegmentEvent', 'DataEvent', 'ActiveEvent', 'InactiveEvent', 'ErrorEvent', 'EndEvent'].map((n) => `#/components/schemas/${n}`), 'StreamEvent is the union of the six events')
   const audio = byId.get('appendSessionAudio')?.operation.requestBody as Json | undefined
   t.same((audio?.content as Json | undefined)?.['application/octet-stream'], { schema: { type: 'string', format: 'binary' } }, 'audio chunks are binary bodies')
+})
+
+t.test('a running server serves the same document, and a docs page', async (t) => {
+  const server = await startServer()
+  t.teardown(() => server.close())
+  const yaml = await server.app.inject('/api/v1/openapi.yaml')
+  t.equal(yaml.statusCode, 200)
+  t.match(yaml.headers['content-type'], /yaml/)
+  t.equal(yaml.body, committed, 'GET /api/v1/openapi.yaml is openapi.yaml')
+  const json = await server.app.inject('/api/v1/openapi.json')
+  t.same(json.json(), document, 'GET /api/v1/openapi.json is the same document')
+  const docs = await server.app.inject('/docs/')
+  t.equal(docs.statusCode, 200)
+  t.match(docs.headers['content-type'], /text\/html/)
+  t.match(docs.body, /swagger-ui/i, 'a Swagger UI page')
 })
