@@ -30,6 +30,8 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
     logger: false,
     // A caller's request id (a proxy's, say) names the request in every log line.
     requestIdHeader: 'x-request-id',
+    // Start-up waits for every model worker to warm up; a real model may take minutes.
+    pluginTimeout: 0,
     // One port: HTTP/1.1 (+ WebSocket upgrade) and HTTP/2 (h2c prior knowledge, or TLS + ALPN).
     serverFactory: dualProtocolServerFactory({ tls: readTls(options.config, options.configDir) }),
     ...options.fastify
