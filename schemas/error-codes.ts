@@ -7,6 +7,8 @@ export const ERROR_CODES = {
   audio_before_start: 'audio arrived before a start message',
   stop_without_start: 'a stop arrived with no stream running',
   frame_too_large: 'a frame or body exceeded the configured size',
+  events_lost: 'a reconnecting reader asked for events older than the replay buffer keeps',
+  audio_lost: 'chunks held behind a missing seq were discarded when the stream ended',
   truncated_audio: 'the stream ended inside a frame: trailing bytes that were not a whole frame',
   inference_failed: 'the model returned an error for one segment; the stream goes on',
   internal: 'a server fault (for example a crashed worker); the stream goes on where it can',

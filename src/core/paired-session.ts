@@ -305,7 +305,7 @@ export class PairedSession {
       const [first, last] = replay.lost
       reader.send({
         id: last,
-        event: { type: 'error', channel: null, code: 'conflict', message: `Events ${first} to ${last} are no longer in the replay buffer (it keeps the last ${this.#limits.replay_events}) and were lost` }
+        event: { type: 'error', channel: null, code: 'events_lost', message: `Events ${first} to ${last} are no longer in the replay buffer (it keeps the last ${this.#limits.replay_events}) and were lost` }
       })
     }
     for (const logged of replay.events) reader.send(logged)
@@ -344,7 +344,7 @@ export class PairedSession {
       this.record({
         type: 'error',
         channel: null,
-        code: 'conflict',
+        code: 'audio_lost',
         message: `The stream ended with chunks ${discarded.join(', ')} held waiting for seq ${this.#chunks.acceptedSeq + 1}, which never arrived; they were discarded`
       })
     }

@@ -337,7 +337,7 @@ t.test('seq too far ahead is refused with 409; audio after stop is refused, repe
   t.equal((await stop(server, session)).status, 202, 'stop again: idempotent')
   const reader = await SseReader.open(`${server.http}${session.events_url}`)
   const events = await reader.untilEnd()
-  t.match(events.find((e) => e.type === 'error'), { code: 'conflict', message: /chunks 64 held waiting for seq 1/ })
+  t.match(events.find((e) => e.type === 'error'), { code: 'audio_lost', message: /chunks 64 held waiting for seq 1/ })
 })
 
 t.test('refused requests: JSON {code, message, field} with the right status', async (t) => {

@@ -222,7 +222,7 @@ t.test('PairedSession: a reader that fell behind the buffer is told what was los
   session.openReader(2, () => reader)
   const notice = reader.got[0]
   t.equal(notice?.id, 4, 'the notice stands in for the last lost id')
-  t.match(notice?.event, { type: 'error', code: 'conflict', message: /Events 3 to 4 .* were lost/ })
+  t.match(notice?.event, { type: 'error', code: 'events_lost', message: /Events 3 to 4 .* were lost/ })
   t.same(reader.got.slice(1).map((e) => e.id), Array.from({ length: 16 }, (_, i) => i + 5))
 })
 
