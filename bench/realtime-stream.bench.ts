@@ -3,6 +3,8 @@
 // child process, streams a speech fixture at real-time pace in 20 ms frames, and reads the
 // server's CPU time (all threads: event loop, VAD and model workers) from /proc before and after.
 // Run: node bench/realtime-stream.bench.ts [streams, default 1] [seconds of audio, default 30]
+// BENCH_SERVER_ARGS adds Node options to the server, e.g. '--cpu-prof --cpu-prof-dir=/tmp/prof'
+// (Node writes one profile per thread when the server exits after the SIGTERM).
 import { spawn } from 'node:child_process'
 import { readFileSync, readdirSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -36,7 +38,7 @@ function cpuSeconds (pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND // utime + stime
 }
 
-const server = spawn(process.execPath, ['src/server.ts'], { cwd: root, env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', CI: '1' }, stdio: ['ignore', 'inherit', 'inherit'] })
+const server = spawn(process.execPath, [...(process.env.BENCH_SERVER_ARGS ?? '').split(' ').filter(Boolean), 'src/server.ts'], { cwd: root, env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', CI: '1' }, stdio: ['ignore', 'inherit', 'inherit'] })
 const pid = server.pid as number
 try {
   // Wait until the workers are warm and the port answers.

@@ -1,27 +1,16 @@
 import t from 'tap'
 import { connect } from 'node:http2'
 import { SpanKind } from '@opentelemetry/api'
-import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-node'
 import type { StreamEvent } from '../../schemas/events.ts'
-import { startTracing } from '../../src/observability/tracing.ts'
 import { loadFixture } from '../helpers/fixtures.ts'
-import { startServer } from '../helpers/server.ts'
-import { clientSpan, SpanReader } from '../helpers/spans.ts'
+import { clientSpan } from '../helpers/spans.ts'
+import { startTracedServer } from '../helpers/traced-server.ts'
 
 // As tracing.test.ts, on the other transports: the HTTP/2 upload (traceparent header) and the
 // paired session (trace_id in the create request).
-const exporter = new InMemorySpanExporter()
-const tracing = await startTracing({ exporter, env: {} })
-if (tracing === undefined) throw new Error('an exporter was given: tracing must start')
-const server = await startServer()
-t.teardown(async () => {
-  await server.close()
-  await tracing.shutdown()
-})
+const { server, spans } = await startTracedServer(t)
 
 const fixture = loadFixture('hello_16k_mono')
-
-const spans = new SpanReader(exporter)
 
 t.test('HTTP/2 upload: a traceparent header puts the request and the stream in the client\'s trace', async (t) => {
   const parent = clientSpan()

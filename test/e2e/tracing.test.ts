@@ -1,26 +1,15 @@
 import t from 'tap'
 import { SpanKind } from '@opentelemetry/api'
-import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-node'
-import { startTracing } from '../../src/observability/tracing.ts'
 import { loadFixture } from '../helpers/fixtures.ts'
-import { startServer } from '../helpers/server.ts'
-import { clientSpan, SpanReader } from '../helpers/spans.ts'
+import { clientSpan } from '../helpers/spans.ts'
+import { startTracedServer } from '../helpers/traced-server.ts'
 import { WsClient } from '../helpers/ws-client.ts'
 
 // Tracing on, with every span handed to an in-memory exporter as it ends. A client that sends a
 // W3C traceparent must find the server's spans in its own trace, under its own span.
-const exporter = new InMemorySpanExporter()
-const tracing = await startTracing({ exporter, env: {} })
-if (tracing === undefined) throw new Error('an exporter was given: tracing must start')
-const server = await startServer()
-t.teardown(async () => {
-  await server.close()
-  await tracing.shutdown()
-})
+const { server, spans } = await startTracedServer(t)
 
 const fixture = loadFixture('hello_16k_mono')
-
-const spans = new SpanReader(exporter)
 
 t.test('websocket: a start message with trace_id puts the stream in the client\'s trace', async (t) => {
   const client = await WsClient.connect(`${server.ws}/api/v1/segmented`)

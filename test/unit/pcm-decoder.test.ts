@@ -2,6 +2,8 @@ import t from 'tap'
 import type { AudioFormat } from '../../schemas/audio-format.ts'
 import { bytesPerFrame, describeFormatProblem } from '../../src/audio/format-support.ts'
 import { PcmDecoder } from '../../src/audio/pcm-decoder.ts'
+import { concatSamples } from '../helpers/concat-samples.ts'
+import { seededRandom } from '../helpers/seeded-random.ts'
 
 type Kind = 's16' | 'f32' | 'f64' | 'u8' | 's24' | 's32' | 'mulaw' | 'alaw'
 
@@ -23,27 +25,6 @@ function format (kind: Kind, channels = 1): AudioFormat {
 
 function decodeAll (kind: Kind, bytes: number[], channels = 1): number[][] {
   return new PcmDecoder(format(kind, channels)).push(new Uint8Array(bytes)).map(ch => Array.from(ch))
-}
-
-// Deterministic pseudo-random bytes (mulberry32), so a failure can be replayed.
-function random (seed: number): () => number {
-  let a = seed
-  return () => {
-    a = (a + 0x6d2b79f5) | 0
-    let x = Math.imul(a ^ (a >>> 15), 1 | a)
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
-
-function concat (parts: Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0))
-  let offset = 0
-  for (const p of parts) {
-    out.set(p, offset)
-    offset += p.length
-  }
-  return out
 }
 
 // Bit-exact comparison that treats -0 and 0 alike and reports the first difference.
@@ -188,7 +169,7 @@ function referenceSample (kind: Kind, view: DataView, offset: number): number {
 }
 
 t.test('random bytes decode like a plain reference decoder, for every format and 1 to 3 channels', async t => {
-  const next = random(7)
+  const next = seededRandom(7)
   for (const kind of KINDS) {
     for (let channels = 1; channels <= 3; channels++) {
       const fmt = format(kind, channels)
@@ -210,7 +191,7 @@ t.test('random bytes decode like a plain reference decoder, for every format and
 })
 
 t.test('a stream split at every byte offset decodes exactly as one push', async t => {
-  const next = random(11)
+  const next = seededRandom(11)
   for (const kind of KINDS) {
     for (const channels of [1, 2, 3]) {
       const fmt = format(kind, channels)
@@ -230,7 +211,7 @@ t.test('a stream split at every byte offset decodes exactly as one push', async 
         const second = decoder.push(bytes.subarray(split))
         if (decoder.pendingBytes !== 0 || decoder.framesDecoded !== frames) failures++
         for (let c = 0; c < channels; c++) {
-          const joined = concat([first[c] ?? new Float32Array(0), second[c] ?? new Float32Array(0)])
+          const joined = concatSamples([first[c] ?? new Float32Array(0), second[c] ?? new Float32Array(0)])
           const diff = firstDifference(joined, whole[c] ?? new Float32Array(0))
           if (diff !== null) {
             failures++
@@ -246,14 +227,14 @@ t.test('a stream split at every byte offset decodes exactly as one push', async 
           const decoder = new PcmDecoder(fmt)
           const parts = [bytes.subarray(0, a), bytes.subarray(a, b), bytes.subarray(b)].map(p => decoder.push(p))
           for (let c = 0; c < channels; c++) {
-            if (firstDifference(concat(parts.map(p => p[c] ?? new Float32Array(0))), whole[c] ?? new Float32Array(0)) !== null) failures++
+            if (firstDifference(concatSamples(parts.map(p => p[c] ?? new Float32Array(0))), whole[c] ?? new Float32Array(0)) !== null) failures++
           }
         }
       }
       const byByte = new PcmDecoder(fmt)
       const bytewise = Array.from(bytes, (_, i) => byByte.push(bytes.subarray(i, i + 1)))
       for (let c = 0; c < channels; c++) {
-        if (firstDifference(concat(bytewise.map(p => p[c] ?? new Float32Array(0))), whole[c] ?? new Float32Array(0)) !== null) failures++
+        if (firstDifference(concatSamples(bytewise.map(p => p[c] ?? new Float32Array(0))), whole[c] ?? new Float32Array(0)) !== null) failures++
       }
       t.equal(failures, 0, `${kind} x${channels}: three-piece and byte-by-byte`)
     }
@@ -285,7 +266,7 @@ t.test('NaN and Inf become 0 and are counted', async t => {
     // Split mid-sample so the carried frame is checked too.
     const a = decoder.push(bytes.subarray(0, 5))
     const b = decoder.push(bytes.subarray(5))
-    t.same([0, 1].map(c => Array.from(concat([a[c] as Float32Array, b[c] as Float32Array]))), [[0.5, 0, 0], [0, -0.25, 1]], kind)
+    t.same([0, 1].map(c => Array.from(concatSamples([a[c] as Float32Array, b[c] as Float32Array]))), [[0.5, 0, 0], [0, -0.25, 1]], kind)
     t.equal(decoder.nonFiniteSamples, 3, `${kind}: three non-finite samples counted, the clamped 2 is not`)
   }
 })

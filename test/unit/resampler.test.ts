@@ -1,20 +1,11 @@
 import t from 'tap'
 import { PcmDecoder } from '../../src/audio/pcm-decoder.ts'
 import { StreamingResampler } from '../../src/audio/resampler.ts'
+import { concatSamples } from '../helpers/concat-samples.ts'
+import { seededRandom } from '../helpers/seeded-random.ts'
 
 const OUT = 16000
 const DOWN_RATES = [44100, 48000, 96000, 192000]
-
-// Deterministic pseudo-random numbers (mulberry32), so a failure can be replayed.
-function random (seed: number): () => number {
-  let a = seed
-  return () => {
-    a = (a + 0x6d2b79f5) | 0
-    let x = Math.imul(a ^ (a >>> 15), 1 | a)
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 type Chunking = number | 'random' | 'whole'
 const CHUNKINGS: Chunking[] = [1, 7, 333, 1021, 'random']
@@ -22,7 +13,7 @@ const CHUNKINGS: Chunking[] = [1, 7, 333, 1021, 'random']
 // Splits n samples into chunk lengths; 'random' mixes empty chunks, single samples and large ones.
 function chunkSizes (n: number, chunking: Chunking, seed = 1): number[] {
   if (chunking === 'whole') return [n]
-  const next = random(seed)
+  const next = seededRandom(seed)
   const sizes: number[] = []
   let left = n
   while (left > 0) {
@@ -31,16 +22,6 @@ function chunkSizes (n: number, chunking: Chunking, seed = 1): number[] {
     left -= size
   }
   return sizes
-}
-
-function concat (parts: Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0))
-  let offset = 0
-  for (const p of parts) {
-    out.set(p, offset)
-    offset += p.length
-  }
-  return out
 }
 
 // Runs x through a fresh resampler in the given chunks and returns everything, flush included.
@@ -53,7 +34,7 @@ function resample (x: Float32Array, inputRate: number, chunking: Chunking, outpu
     offset += size
   }
   parts.push(resampler.flush())
-  return concat(parts)
+  return concatSamples(parts)
 }
 
 function sine (rate: number, frequency: number, n: number, amplitude = 0.5): Float32Array {
@@ -103,7 +84,7 @@ function identical (a: Float32Array, b: Float32Array): boolean {
 }
 
 t.test('16 kHz to 16 kHz is an exact copy, in any chunking', async t => {
-  const next = random(3)
+  const next = seededRandom(3)
   const x = new Float32Array(20000).map(() => next() * 2 - 1)
   for (const chunking of [...CHUNKINGS, 'whole'] as Chunking[]) {
     const y = resample(x, OUT, chunking)
@@ -175,7 +156,7 @@ t.test('stereo: two channels of interleaved f32 bytes, split anywhere, each resa
         channels.forEach((samples, c) => outputs[c]?.push((resamplers[c] as StreamingResampler).push(samples)))
       }
       resamplers.forEach((r, c) => outputs[c]?.push(r.flush()))
-      const [y0, y1] = outputs.map(concat) as [Float32Array, Float32Array]
+      const [y0, y1] = outputs.map(concatSamples) as [Float32Array, Float32Array]
       const c0 = correlationWithSine(y0, 440)
       const c1 = correlationWithSine(y1, 3000)
       t.ok(c0 >= 0.99 && c1 >= 0.99, `${rate} Hz stereo, ${chunking}-byte chunks: left ${c0.toFixed(6)}, right ${c1.toFixed(6)}`)
@@ -259,7 +240,7 @@ t.test('group delay is compensated: output sample k is input time k / outputRate
 })
 
 t.test('output length after flush is round(inputSamples * outputRate / inputRate), for many lengths and chunkings', async t => {
-  const next = random(5)
+  const next = seededRandom(5)
   const lengths = [0, 1, 2, 3, 4, 5, 6, 7, 11, 12, 13, 40, 99, 100, 101, 440, 441, 442, 1000, 4410, 48001]
   for (let i = 0; i < 12; i++) lengths.push(Math.floor(next() * 20000))
   const pairs: Array<[number, number]> = [

@@ -1,7 +1,8 @@
 import { connect, constants, type ClientHttp2Stream } from 'node:http2'
 import type { EndEvent } from '../../../schemas/events.ts'
-import { CliError, refusalOf, unreachable } from '../cli-error.ts'
+import { CliError, unreachable } from '../cli-error.ts'
 import { createSseFeed } from '../sse-events.ts'
+import { StreamOutcome } from './stream-outcome.ts'
 import { routeUrl, type StreamRequest } from './transport.ts'
 
 const { HTTP2_HEADER_METHOD, HTTP2_HEADER_PATH, HTTP2_HEADER_STATUS, HTTP2_HEADER_CONTENT_TYPE } = constants
@@ -22,10 +23,6 @@ export async function h2Transport (request: StreamRequest): Promise<EndEvent> {
   if (format.encoding !== undefined && format.encoding !== 'pcm') query.set('encoding', format.encoding)
 
   const session = connect(url.origin, { rejectUnauthorized: !request.insecure })
-  const { promise: result, resolve, reject } = Promise.withResolvers<EndEvent>()
-  // Settled while the upload may still run; awaited at the end (no unhandled rejection).
-  result.catch(() => {})
-  let settled = false
   let connected = false
   let stream: ClientHttp2Stream | undefined
   const finish = (): void => {
@@ -34,15 +31,10 @@ export async function h2Transport (request: StreamRequest): Promise<EndEvent> {
     // A session that still has the refused stream open would keep the process alive.
     setTimeout(() => { session.destroy() }, 1000).unref()
   }
-  const fail = (error: CliError): void => {
-    if (settled) return
-    settled = true
-    reject(error)
-    finish()
-  }
+  const outcome = new StreamOutcome(request, { afterFail: finish, afterEnd: finish })
   session.once('connect', () => { connected = true })
   session.on('error', (error) => {
-    fail(connected ? new CliError(`HTTP/2 connection error: ${error.message}`) : unreachable(url.origin, error))
+    outcome.fail(connected ? new CliError(`HTTP/2 connection error: ${error.message}`) : unreachable(url.origin, error))
   })
 
   stream = session.request({
@@ -53,27 +45,17 @@ export async function h2Transport (request: StreamRequest): Promise<EndEvent> {
   })
   const upload = stream
   upload.on('error', (error) => {
-    fail(connected ? new CliError(`The HTTP/2 stream failed: ${error.message}`) : unreachable(url.origin, error))
+    outcome.fail(connected ? new CliError(`The HTTP/2 stream failed: ${error.message}`) : unreachable(url.origin, error))
   })
   upload.on('response', (headers) => {
     const status = Number(headers[HTTP2_HEADER_STATUS])
     if (status === 200) {
-      const feed = createSseFeed((event) => {
-        if (settled) return
-        request.onEvent(event)
-        const refusal = refusalOf(event)
-        if (refusal !== null) fail(refusal)
-        else if (event.type === 'end') {
-          settled = true
-          resolve(event)
-          finish()
-        }
-      })
+      const feed = createSseFeed((event) => { outcome.receive(event) })
       upload.on('data', (chunk: Buffer) => {
         try {
           feed.push(chunk)
         } catch (error) {
-          fail(error instanceof CliError ? error : new CliError(String(error)))
+          outcome.fail(error instanceof CliError ? error : new CliError(String(error)))
         }
       })
       return
@@ -81,14 +63,14 @@ export async function h2Transport (request: StreamRequest): Promise<EndEvent> {
     // A refusal before the stream started: {code, message, field} as JSON.
     const body: Buffer[] = []
     upload.on('data', (chunk: Buffer) => { body.push(chunk) })
-    upload.once('end', () => { fail(httpRefusal(status, Buffer.concat(body).toString())) })
+    upload.once('end', () => { outcome.fail(httpRefusal(status, Buffer.concat(body).toString())) })
   })
   upload.on('close', () => {
-    fail(new CliError(`The server ended the HTTP/2 stream before the stream's end event (RST code ${upload.rstCode ?? 'none'})`))
+    outcome.fail(new CliError(`The server ended the HTTP/2 stream before the stream's end event (RST code ${upload.rstCode ?? 'none'})`))
   })
 
   for await (const chunk of request.audio) {
-    if (settled || upload.destroyed || upload.writableEnded) break
+    if (outcome.settled || upload.destroyed || upload.writableEnded) break
     // Backpressure: wait for the flow-control window rather than buffering the whole file.
     if (!upload.write(chunk)) {
       await new Promise<void>((resolve) => {
@@ -97,12 +79,12 @@ export async function h2Transport (request: StreamRequest): Promise<EndEvent> {
       })
     }
   }
-  if (!settled && !upload.destroyed) {
+  if (!outcome.settled && !upload.destroyed) {
     // The end of the body is the stop.
     upload.end()
     request.onUploadEnd()
   }
-  return await result
+  return await outcome.result
 }
 
 export function httpRefusal (status: number, text: string): CliError {

@@ -1,8 +1,9 @@
 import type { EndEvent, StreamEvent } from '../../../schemas/events.ts'
 import type { PairedSessionCreated } from '../../../schemas/paired-session.ts'
-import { CliError, refusalOf, unreachable } from '../cli-error.ts'
+import { CliError, unreachable } from '../cli-error.ts'
 import { createSseFeed } from '../sse-events.ts'
 import { httpRefusal } from './h2-transport.ts'
+import { StreamOutcome } from './stream-outcome.ts'
 import { routeUrl, type StreamRequest } from './transport.ts'
 
 // Chunks in flight at once: the server applies them in seq order, so a few may overlap and
@@ -39,39 +40,22 @@ export async function sessionTransport (request: StreamRequest): Promise<EndEven
   const audioUrl = new URL(session.audio_url, createUrl)
   const stopUrl = new URL(session.stop_url, createUrl)
 
-  const { promise: result, resolve, reject } = Promise.withResolvers<EndEvent>()
-  // Settled while the upload may still run; awaited at the end (no unhandled rejection).
-  result.catch(() => {})
-  let settled = false
-  const fail = (error: CliError): void => {
-    if (settled) return
-    settled = true
-    reject(error)
-    abort.abort(error)
-  }
-  const onEvent = (event: StreamEvent): void => {
-    if (settled) return
-    request.onEvent(event)
-    const refusal = refusalOf(event)
-    if (refusal !== null) fail(refusal)
-    else if (event.type === 'end') {
-      settled = true
-      resolve(event)
-      // The server closes the events stream after `end`; aborting also frees the socket now.
-      abort.abort(new Error('done'))
-    }
-  }
-  void readEvents(eventsUrl, onEvent, abort.signal).then(() => {
-    fail(new CliError('The events stream ended before the end event'))
+  const outcome = new StreamOutcome(request, {
+    afterFail: (error) => { abort.abort(error) },
+    // The server closes the events stream after `end`; aborting also frees the socket now.
+    afterEnd: () => { abort.abort(new Error('done')) }
+  })
+  void readEvents(eventsUrl, (event) => { outcome.receive(event) }, abort.signal).then(() => {
+    outcome.fail(new CliError('The events stream ended before the end event'))
   }, (error: unknown) => {
-    fail(error instanceof CliError ? error : unreachable(eventsUrl.origin, error))
+    outcome.fail(error instanceof CliError ? error : unreachable(eventsUrl.origin, error))
   })
 
   try {
     const inFlight = new Set<Promise<void>>()
     let seq = 0
     for await (const chunk of request.audio) {
-      if (settled) break
+      if (outcome.settled) break
       const url = new URL(audioUrl)
       url.searchParams.set('seq', String(seq++))
       // Never rejects: a refused chunk fails the whole stream, and the loop stops.
@@ -79,22 +63,22 @@ export async function sessionTransport (request: StreamRequest): Promise<EndEven
         if (response.status !== 200 && response.status !== 202) throw httpRefusal(response.status, await response.text())
         await response.body?.cancel()
       }).catch((error: unknown) => {
-        fail(error instanceof CliError ? error : new CliError(String(error)))
+        outcome.fail(error instanceof CliError ? error : new CliError(String(error)))
       }).finally(() => { inFlight.delete(sent) })
       inFlight.add(sent)
       if (inFlight.size >= MAX_IN_FLIGHT) await Promise.race(inFlight)
     }
     await Promise.all(inFlight)
-    if (!settled) {
+    if (!outcome.settled) {
       const stopped = await post(stopUrl, '', 'application/octet-stream')
       if (stopped.status !== 202 && stopped.status !== 200) throw httpRefusal(stopped.status, await stopped.text())
       await stopped.body?.cancel()
       request.onUploadEnd()
     }
   } catch (error) {
-    fail(error instanceof CliError ? error : new CliError(String(error)))
+    outcome.fail(error instanceof CliError ? error : new CliError(String(error)))
   }
-  return await result
+  return await outcome.result
 }
 
 // Reads the SSE stream until it ends; resumes from the last event id when it drops.

@@ -1,6 +1,7 @@
 import WebSocket from 'ws'
 import type { EndEvent, StreamEvent } from '../../../schemas/events.ts'
-import { CliError, refusalOf, unreachable } from '../cli-error.ts'
+import { CliError, unreachable } from '../cli-error.ts'
+import { StreamOutcome } from './stream-outcome.ts'
 import { routeUrl, type StreamRequest } from './transport.ts'
 
 // WebSocket: a start message, binary frames of audio, a stop message; events come back as
@@ -10,71 +11,55 @@ export async function wsTransport (request: StreamRequest): Promise<EndEvent> {
   url.protocol = url.protocol === 'https:' || url.protocol === 'wss:' ? 'wss:' : 'ws:'
   const socket = new WebSocket(url, { rejectUnauthorized: !request.insecure })
 
-  const { promise: result, resolve, reject } = Promise.withResolvers<EndEvent>()
-  // Settled while the upload may still run; awaited at the end (no unhandled rejection).
-  result.catch(() => {})
-  let settled = false
-  const fail = (error: CliError): void => {
-    if (settled) return
-    settled = true
-    reject(error)
-    socket.terminate()
-  }
+  const outcome = new StreamOutcome(request, {
+    afterFail: () => { socket.terminate() },
+    afterEnd: () => { socket.close(1000) }
+  })
   let opened = false
 
   socket.on('unexpected-response', (_req, response) => {
-    fail(new CliError(`The server refused the WebSocket upgrade at ${url.href}: HTTP ${response.statusCode ?? '?'} ${response.statusMessage ?? ''}`.trim()))
+    outcome.fail(new CliError(`The server refused the WebSocket upgrade at ${url.href}: HTTP ${response.statusCode ?? '?'} ${response.statusMessage ?? ''}`.trim()))
   })
   socket.on('error', (error) => {
-    fail(opened ? new CliError(`WebSocket error: ${error.message}`) : unreachable(url, error))
+    outcome.fail(opened ? new CliError(`WebSocket error: ${error.message}`) : unreachable(url, error))
   })
   socket.on('message', (data, isBinary) => {
-    if (isBinary || settled) return
+    if (isBinary || outcome.settled) return
     let event: StreamEvent
     try {
       event = JSON.parse(data.toString()) as StreamEvent
     } catch {
-      fail(new CliError(`The server sent a text frame that is not JSON: ${data.toString().slice(0, 80)}`))
+      outcome.fail(new CliError(`The server sent a text frame that is not JSON: ${data.toString().slice(0, 80)}`))
       return
     }
-    request.onEvent(event)
-    const refusal = refusalOf(event)
-    if (refusal !== null) {
-      fail(refusal)
-      return
-    }
-    if (event.type === 'end') {
-      settled = true
-      resolve(event)
-      socket.close(1000)
-    }
+    outcome.receive(event)
   })
   socket.on('close', (code, reason) => {
     const why = reason.toString()
-    fail(new CliError(`The server closed the connection before the stream ended (close code ${code}${why === '' ? '' : `: ${why}`})`))
+    outcome.fail(new CliError(`The server closed the connection before the stream ended (close code ${code}${why === '' ? '' : `: ${why}`})`))
   })
 
   await new Promise<void>((resolve) => {
     socket.once('open', () => { opened = true; resolve() })
     // A failed connect settles `result`; stop waiting for 'open'.
-    result.catch(() => resolve())
+    outcome.result.catch(() => resolve())
   })
 
-  if (!settled) {
+  if (!outcome.settled) {
     const send = async (data: string | Uint8Array): Promise<void> => {
       // Waiting for each write keeps memory flat and the progress honest.
       await new Promise<void>((resolve) => { socket.send(data, () => { resolve() }) })
     }
     await send(JSON.stringify({ request: 'start', format: request.format, interim_results: request.interimResults }))
     for await (const chunk of request.audio) {
-      if (settled || socket.readyState !== WebSocket.OPEN) break
+      if (outcome.settled || socket.readyState !== WebSocket.OPEN) break
       await send(chunk)
     }
-    if (!settled && socket.readyState === WebSocket.OPEN) {
+    if (!outcome.settled && socket.readyState === WebSocket.OPEN) {
       // disconnect: the server closes with 1000 after `end`.
       await send(JSON.stringify({ request: 'stop', disconnect: true }))
       request.onUploadEnd()
     }
   }
-  return await result
+  return await outcome.result
 }
