@@ -13,7 +13,9 @@ const MAX_VAD_FRAMES_PER_TASK = 32
 // A worker round trip costs about as much CPU as two frames of Silero, so a live stream's 20 ms
 // frames are gathered into tasks of at least this many VAD frames (96 ms of audio)...
 const MIN_VAD_FRAMES_PER_TASK = 3
-// ...unless audio stops arriving: then what is there is decided after this long.
+// ...unless audio stops arriving: then what is there is decided once no audio has come for
+// this long. The wait restarts with every push: a fixed deadline from the first pending frame
+// expired at ~2 frames for a real-time stream (20 ms frames), so tasks carried ~2 frames, not 3.
 const VAD_GATHER_MS = 40
 
 // Segmented mode: Silero VAD splits the channel into utterances; the model runs on each
@@ -53,6 +55,8 @@ export class SegmentedRunner implements ChannelRunner {
   push (samples: Float32Array): void {
     if (this.#aborted || samples.length === 0) return
     this.#audio.append(samples)
+    // Audio is still arriving: the gathering wait starts over (see VAD_GATHER_MS).
+    this.#gatherTimer?.refresh()
     this.#pump()
   }
 
