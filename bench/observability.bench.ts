@@ -10,6 +10,7 @@ import { Session } from '../src/core/session.ts'
 import { StreamerMetrics } from '../src/observability/metrics.ts'
 import { StreamTelemetry } from '../src/observability/session-telemetry.ts'
 import { startTracing } from '../src/observability/tracing.ts'
+import { TEST_LIMITS } from '../test/helpers/fake-services.ts'
 
 const RATE = 16000
 const FRAME_BYTES = RATE * 0.02 * 2 // 20 ms of s16 mono
@@ -43,7 +44,7 @@ const services = (observer: StageObserver | undefined): SessionServices => ({
   infer: async (samples) => ({ count: samples.length }),
   createVadStream: instantVad,
   vad: { threshold: 0.5, min_silence_ms: 300, speech_pad_ms: 30, threads: 1 },
-  limits: { max_channels: 8, max_frame_bytes: 1 << 20, max_upload_bytes: 1 << 30, max_utterance_seconds: 30, interim_interval_ms: 500, simple_max_in_flight: 2, simple_max_chunk_seconds: 30 },
+  limits: TEST_LIMITS,
   observer
 })
 

@@ -62,7 +62,7 @@ export default async function httpStreamTransport (app: FastifyInstance): Promis
         let body: BodyReader | null = null
         try {
           upload = checkRequest(request, limits.max_upload_bytes)
-          if (!streamer.ready) throw new ApiError('not_ready', 'The server is starting or shutting down', { statusCode: 503 })
+          streamer.admit()
           body = new BodyReader(request.raw, limits.max_upload_bytes)
           let start: StartRequest
           let wavDataBytes: number | null = null
@@ -75,6 +75,9 @@ export default async function httpStreamTransport (app: FastifyInstance): Promis
           } else {
             start = parseStartRequest(startBody(upload, null), limits.max_channels)
           }
+          // Checked again in the same tick as the session opens: waiting for a WAV header may
+          // have let other sessions fill the server.
+          streamer.admit()
           stream(request, reply, mode, start, body, wavDataBytes)
         } catch (error) {
           if (!(error instanceof ApiError)) throw error

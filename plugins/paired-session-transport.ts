@@ -110,7 +110,7 @@ async function routes (app: FastifyInstance): Promise<void> {
     const body = parseJsonBody(request.body)
     const mode = parseMode(body)
     const start = parseStartRequest(body, streamer.config.limits.max_channels)
-    if (!streamer.ready) throw new ApiError('not_ready', 'The server is starting or shutting down; retry shortly', { statusCode: 503 })
+    streamer.admit()
     const id = SessionRegistry.newId()
     const paired = sessions.create(id)
     const entry = streamer.openSession({

@@ -29,6 +29,7 @@ export type VadConfig = Static<typeof VadConfig>
 
 export const LimitsConfig = Type.Object({
   max_channels: Type.Integer({ minimum: 1, default: 8 }),
+  max_sessions: Type.Integer({ minimum: 1, default: 500, description: 'Open sessions on all transports together; more are refused with too_many_sessions' }),
   max_frame_bytes: Type.Integer({ minimum: 1024, default: 1048576, description: 'Largest WebSocket frame or HTTP chunk' }),
   max_upload_bytes: Type.Integer({ minimum: 1024, default: 1073741824, description: 'Largest HTTP upload body' }),
   max_utterance_seconds: Type.Number({ minimum: 1, default: 30, description: 'A longer utterance is finalised and a new one begins' }),

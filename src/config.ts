@@ -50,6 +50,7 @@ const ENV: Array<[string, string[], (raw: string) => unknown]> = [
   ['MODEL_THREADS', ['model', 'threads'], Number],
   ['VAD_THREADS', ['vad', 'threads'], Number],
   ['MAX_CHANNELS', ['limits', 'max_channels'], Number],
+  ['MAX_SESSIONS', ['limits', 'max_sessions'], Number],
   ['MAX_FRAME_BYTES', ['limits', 'max_frame_bytes'], Number],
   ['MAX_UPLOAD_BYTES', ['limits', 'max_upload_bytes'], Number]
 ]

@@ -132,9 +132,19 @@ export class Streamer {
     }
   }
 
-  // Throws ApiError 'not_ready' (503) while the workers warm up or the server shuts down.
-  openSession (options: OpenSessionOptions): SessionEntry {
+  // Whether a new session may open now: throws ApiError 'not_ready' (503) while the workers warm
+  // up or the server shuts down, 'too_many_sessions' (503) at the configured limit. Transports
+  // call it before they commit to a response; openSession calls it again.
+  admit (): void {
     if (!this.ready) throw new ApiError('not_ready', 'The server is starting or shutting down; retry shortly', { statusCode: 503 })
+    const limit = this.config.limits.max_sessions
+    if (this.registry.size >= limit) {
+      throw new ApiError('too_many_sessions', `The server is at its limit of ${limit} open sessions (limits.max_sessions); retry shortly`, { statusCode: 503 })
+    }
+  }
+
+  openSession (options: OpenSessionOptions): SessionEntry {
+    this.admit()
     const id = options.id ?? SessionRegistry.newId()
     const observer = this.#observer?.openSession({
       id,

@@ -5,6 +5,7 @@ import type { InferFn, SessionServices, VadStreamLike } from '../../src/core/ser
 export const TEST_VAD: VadConfig = { threshold: 0.5, min_silence_ms: 300, speech_pad_ms: 30, threads: 1 }
 export const TEST_LIMITS: LimitsConfig = {
   max_channels: 8,
+  max_sessions: 500,
   max_frame_bytes: 1 << 20,
   max_upload_bytes: 1 << 30,
   max_utterance_seconds: 30,
