@@ -19,6 +19,9 @@ const root = fileURLToPath(new URL('..', import.meta.url))
 const TICKS_PER_SECOND = 100 // Linux USER_HZ
 
 // Per thread, to see where the time goes (main loop, VAD worker, model workers, GC, libuv).
+// utime + stime in /proc/.../stat are sampled at the tick (10 ms), which misattributes threads
+// that wake often for short bursts (a VAD task is ~1 ms); schedstat's first field is the
+// scheduler's exact run time in ns. It is used when the kernel provides it.
 function threadCpu (pid: number): Map<string, number> {
   const out = new Map<string, number>()
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
@@ -27,10 +30,20 @@ function threadCpu (pid: number): Map<string, number> {
       const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))
       const fields = stat.slice(stat.lastIndexOf(') ') + 2).split(' ')
       const key = `${name}#${tid}`
-      out.set(key, (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND)
+      const ns = preciseNs(`/proc/${pid}/task/${tid}/schedstat`)
+      out.set(key, ns !== null ? ns / 1e9 : (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND)
     } catch { /* the thread ended */ }
   }
   return out
+}
+
+function preciseNs (file: string): number | null {
+  try {
+    const ns = Number(readFileSync(file, 'utf8').split(' ')[0])
+    return Number.isFinite(ns) && ns > 0 ? ns : null
+  } catch {
+    return null
+  }
 }
 
 function cpuSeconds (pid: number): number {
@@ -91,7 +104,10 @@ try {
   console.log(`  server CPU: ${(cpu * 1000 / audioSeconds).toFixed(1)} ms per second of audio (idle baseline ${(idlePerSecond * 1000).toFixed(1)} ms/s wall; net of idle ${(net * 1000 / audioSeconds).toFixed(1)} ms per second of audio)`)
   const threadsTo = threadCpu(pid)
   const byThread = [...threadsTo].map(([key, to]) => [key, to - (threadsFrom.get(key) ?? 0)] as const).filter(([, v]) => v > 0).sort((a, b) => b[1] - a[1])
+  const threadSum = byThread.reduce((sum, [, v]) => sum + v, 0)
+  console.log(`  sum of threads: ${(threadSum * 1000 / audioSeconds).toFixed(1)} ms per second of audio`)
   console.log('  by thread: ' + byThread.map(([key, v]) => `${key.split('#')[0]} ${(v * 1000 / audioSeconds).toFixed(1)}`).join(', ') + ' (ms per second of audio)')
+
 } finally {
   server.kill('SIGTERM')
 }
