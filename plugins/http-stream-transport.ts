@@ -6,7 +6,7 @@ import { ApiError } from '../schemas/error-codes.ts'
 import type { StreamEvent } from '../schemas/events.ts'
 import type { Mode } from '../schemas/messages.ts'
 import { MAX_WAV_HEADER_BYTES, parseWavHeader } from '../src/audio/wav-header.ts'
-import { parseStartRequest, type StartRequest } from '../src/core/start-request.ts'
+import { isTraceparent, parseStartRequest, type StartRequest } from '../src/core/start-request.ts'
 import { openEventStream } from './event-stream.ts'
 
 // The HTTP streaming upload: `POST` (or `PUT`, curl -T's default) /api/v1/segmented and
@@ -25,7 +25,6 @@ const OTHER_PARAMS = ['interim_results', 'trace_id'] as const
 const QUERY_PARAMS: readonly string[] = [...FORMAT_PARAMS, ...OTHER_PARAMS]
 const INTEGER_PARAMS = ['sample_rate', 'channels', 'bit_depth']
 const BOOLEAN_PARAMS = ['is_float', 'interim_results']
-const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/
 
 type BodyKind = 'raw' | 'wav'
 type Query = Record<string, string | string[] | undefined>
@@ -164,7 +163,7 @@ function checkRequest (request: FastifyRequest, maxUploadBytes: number): Upload 
     if (raw !== undefined) params[name] = coerce(name, raw)
   }
   const header = request.headers.traceparent
-  const traceparent = typeof header === 'string' && TRACEPARENT.test(header) ? header : undefined
+  const traceparent = isTraceparent(header) ? header : undefined
   return { kind, params, traceparent }
 }
 

@@ -144,8 +144,6 @@ export class StreamingResampler {
 
   get inputSamples (): number { return this.#inputSamples }
   get outputSamples (): number { return this.#outputSamples }
-  // Input samples held back for look-ahead before the matching output can be computed.
-  get latencySamples (): number { return this.#design?.halfWidth ?? 0 }
 
   push (input: Float32Array): Float32Array {
     if (this.#flushed) throw new Error('StreamingResampler.push after flush: the stream has ended')

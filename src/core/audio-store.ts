@@ -14,11 +14,12 @@ export class AudioStore {
     this.#length += samples.length
   }
 
-  // A copy of [from, to): it is handed to a worker and transferred, so it must own its buffer.
-  slice (from: number, to: number): Float32Array {
+  // A copy of [from, to), zero-padded to `length` samples: it is handed to a worker and
+  // transferred, so it must own its buffer.
+  slice (from: number, to: number, length = to - from): Float32Array {
     const start = Math.max(from, this.#base)
     const stop = Math.min(to, this.#length)
-    const out = new Float32Array(Math.max(0, stop - start))
+    const out = new Float32Array(Math.max(0, stop - start, length))
     let chunkStart = this.#base
     for (const chunk of this.#chunks) {
       const chunkEnd = chunkStart + chunk.length

@@ -130,8 +130,7 @@ export class SegmentedRunner implements ChannelRunner {
 
   // Runs the VAD over samples [from, to), zero-padded to `length` (a whole number of frames).
   async #runVad (from: number, to: number, length: number): Promise<void> {
-    const input = new Float32Array(length)
-    input.set(this.#audio.slice(from, to))
+    const input = this.#audio.slice(from, to, length)
     const started = performance.now()
     const probabilities = await this.#vad.process(input)
     this.#options.services.observer?.stage('vad', (to - from) / MODEL_SAMPLE_RATE, (performance.now() - started) / 1000)

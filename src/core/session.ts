@@ -123,11 +123,6 @@ export class Session {
     this.#closed.resolve('aborted')
   }
 
-  // Emits an event that is not tied to a channel's audio, e.g. a refused request.
-  sendError (code: string, message: string): void {
-    this.#send({ type: 'error', channel: null, code, message })
-  }
-
   #send (event: StreamEvent): void {
     if (this.#state === 'aborted' || this.#state === 'ended') return
     if (event.type === 'segment' && event.channel !== null) {

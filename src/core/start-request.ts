@@ -16,6 +16,9 @@ export type ParsedClientMessage =
 
 const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/
 
+// A W3C traceparent, whether from a start message's trace_id or an HTTP `traceparent` header.
+export const isTraceparent = (value: unknown): value is string => typeof value === 'string' && TRACEPARENT.test(value)
+
 const isObject = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value)
 
@@ -63,7 +66,7 @@ export function parseStartRequest (body: unknown, maxChannels: number): StartReq
     throw new ApiError('invalid_message', `interim_results must be true or false, got ${describeType(body.interim_results)}`, { field: 'interim_results' })
   }
   const traceId = body.trace_id
-  if (traceId !== undefined && traceId !== null && (typeof traceId !== 'string' || !TRACEPARENT.test(traceId))) {
+  if (traceId !== undefined && traceId !== null && !isTraceparent(traceId)) {
     throw new ApiError('invalid_message', 'trace_id must be a W3C traceparent: 00-<32 hex>-<16 hex>-<2 hex>', { field: 'trace_id' })
   }
   return { format: parsed, interimResults: body.interim_results === true, traceId: typeof traceId === 'string' ? traceId : undefined }
