@@ -1,4 +1,4 @@
-import { createRequire } from 'node:module'
+import { fileURLToPath } from 'node:url'
 import type * as Ort from 'onnxruntime-node'
 
 // Silero VAD v5 at 16 kHz: each 512-sample (32 ms) frame is fed together with the 64 samples
@@ -45,10 +45,9 @@ export interface VadResult {
   states: Float32Array
 }
 
-/** Path of the Silero v5 model that @ricky0123/vad-web ships (resolved, never hard-coded). */
+/** Path of the Silero v5 model shipped beside this module (models/, MIT licence in models/LICENSE). */
 export function sileroModelPath (): string {
-  const require = createRequire(import.meta.url)
-  return require.resolve('@ricky0123/vad-web/dist/silero_vad_v5.onnx')
+  return fileURLToPath(new URL('./models/silero_vad_v5.onnx', import.meta.url))
 }
 
 /**

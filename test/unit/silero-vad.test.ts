@@ -1,6 +1,6 @@
 import t from 'tap'
 import { readFileSync } from 'node:fs'
-import { createRequire } from 'node:module'
+import { join } from 'node:path'
 import wavefile from 'wavefile'
 import {
   SileroVad,
@@ -12,6 +12,7 @@ import {
   type VadResult,
   type VadTask
 } from '../../src/audio/silero-vad.ts'
+import { identityModel } from '../helpers/onnx-model.ts'
 import { VadBatcher, type VadTaskRunner } from '../../src/audio/vad-batcher.ts'
 
 // hello_16k_mono.wav is already 16 kHz mono 16-bit: read it directly, scaled to [-1, 1).
@@ -135,9 +136,9 @@ t.test('SileroVad', async t => {
 })
 
 t.test('load rejects a model that is not Silero v5', async t => {
-  // The legacy (v4) model vad-web also ships has inputs h and c instead of state.
-  const legacy = createRequire(import.meta.url).resolve('@ricky0123/vad-web/dist/silero_vad_legacy.onnx')
-  await t.rejects(SileroVad.load(legacy), /no input named state/)
+  // A valid ONNX model with the wrong inputs (as Silero v4's h and c would be).
+  const path = join(t.testdir({ 'identity.onnx': Buffer.from(identityModel()) }), 'identity.onnx')
+  await t.rejects(SileroVad.load(path), /no input named input, no input named state, no input named sr, no output named output, no output named stateN; not Silero VAD v5/)
 })
 
 t.test('VadBatcher', async t => {
