@@ -107,7 +107,6 @@ try {
   const threadSum = byThread.reduce((sum, [, v]) => sum + v, 0)
   console.log(`  sum of threads: ${(threadSum * 1000 / audioSeconds).toFixed(1)} ms per second of audio`)
   console.log('  by thread: ' + byThread.map(([key, v]) => `${key.split('#')[0]} ${(v * 1000 / audioSeconds).toFixed(1)}`).join(', ') + ' (ms per second of audio)')
-
 } finally {
   server.kill('SIGTERM')
 }

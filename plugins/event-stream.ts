@@ -3,10 +3,10 @@ import type { StreamEvent } from '../schemas/events.ts'
 
 // Server-Sent Events for the HTTP transports (the HTTP/2 duplex upload and paired sessions).
 //
-// Written on the raw response rather than through fastify-sse-v2 (measured here, see
-// architecture.md): fastify-sse-v2 sets `Connection: keep-alive`, which Node rejects on HTTP/2
-// with a warning, and does not notice a client that went away; we also need our own `id:`
-// numbering for Last-Event-ID replay. This is the one module that frames SSE.
+// Written on the raw response rather than through fastify-sse-v2, because of what it did when
+// we tried it: it sets `Connection: keep-alive`, a header HTTP/2 forbids, which Node drops from
+// HTTP/2 responses with a warning, and it does not notice a client that went away; we also need
+// our own `id:` numbering for Last-Event-ID replay. This is the one module that frames SSE.
 export interface EventStream {
   // Writes one event: `event: <type>`, `id: <n>`, `data: <JSON>`. Returns false once closed.
   send (event: StreamEvent, id: number): boolean

@@ -9,7 +9,7 @@ import { Type } from '@sinclair/typebox'
 import { AudioFormat, Encoding } from '../schemas/audio-format.ts'
 import { ActiveEvent, DataEvent, EndEvent, ErrorEvent, InactiveEvent, SegmentEvent, StreamEvent } from '../schemas/events.ts'
 import { Mode, StartMessage, StopMessage } from '../schemas/messages.ts'
-import { PairedErrorResponse } from '../schemas/paired-session.ts'
+import { ErrorResponse } from '../schemas/error-codes.ts'
 
 // The OpenAPI 3.1 description of the HTTP routes, built by @fastify/swagger from the route
 // schemas (TypeBox), served at /api/v1/openapi.json and /api/v1/openapi.yaml, with a Swagger UI
@@ -34,28 +34,16 @@ export const TAGS = [
 
 type Json = Record<string, unknown>
 
-// Documentation the route definitions cannot carry without changing what the server does:
-// the streaming upload reads its own query and body (a querystring or body schema would make
-// Fastify validate and coerce them first, with other messages), and the SSE responses are
-// written on the raw socket (a response schema there is never used to serialise). Merged into
+// Documentation the route definitions cannot carry without changing what the server does: the
+// streaming upload's body is the audio stream itself (no body schema can describe a stream that
+// is read as it arrives), and the SSE responses are written on the raw socket (a response
+// schema there is never used to serialise). Merged into
 // each route's own schema for the document only; a key that matches no route fails at start-up.
 const Binary = Type.String({ format: 'binary' })
 const SseResponse = {
   description: 'Server-Sent Events: each event is `event: <type>`, `id: <n>`, `data: <the event as JSON>`',
   content: { 'text/event-stream': { schema: StreamEvent } }
 }
-const SessionParams = Type.Object({ id: Type.String({ description: 'The session id returned by createSession' }) })
-
-const UploadQuery = Type.Object({
-  sample_rate: Type.Optional(Type.Integer({ minimum: 8000, maximum: 192000, description: 'Samples per second per channel (raw PCM bodies; WAV bodies carry it in the header)' })),
-  channels: Type.Optional(Type.Integer({ minimum: 1, description: 'Interleaved channel count' })),
-  bit_depth: Type.Optional(Type.Integer({ description: 'Bits per sample: 8 (unsigned), 16, 24, 32 integer; 32 or 64 float; 8 for mulaw/alaw' })),
-  is_float: Type.Optional(Type.Boolean({ description: 'IEEE float samples' })),
-  encoding: Type.Optional(Type.Union([Type.Literal('pcm'), Type.Literal('mulaw'), Type.Literal('alaw')], { description: 'Sample encoding' })),
-  interim_results: Type.Optional(Type.Boolean({ description: 'Segmented mode: interim results every 500 ms of ongoing speech' })),
-  trace_id: Type.Optional(Type.String({ description: 'W3C traceparent (the traceparent header works too)' }))
-})
-
 const uploadDocs = (mode: 'segmented' | 'simple'): Json => ({
   operationId: mode === 'segmented' ? 'streamSegmented' : 'streamSimple',
   tags: ['streaming'],
@@ -64,12 +52,11 @@ const uploadDocs = (mode: 'segmented' | 'simple'): Json => ({
     '(`Content-Type: audio/wav`; the header is the format). The response is `text/event-stream` and starts at once: events flow while the ' +
     'upload goes on (full duplex on HTTP/2, cleartext with prior knowledge or TLS). The end of the body is the stop: the last results, then ' +
     '`end`. `PUT` works the same (curl -T). A request refused before the stream starts gets a JSON error; after, an `error` event ends the stream.',
-  querystring: UploadQuery,
   body: { content: { 'application/octet-stream': { schema: Binary }, 'audio/wav': { schema: Binary } } },
   response: {
     200: SseResponse,
-    '4xx': { description: 'Refused before the stream started: 400 a bad format or query, 413 too large, 415 a content type not accepted', content: { 'application/json': { schema: PairedErrorResponse } } },
-    503: { description: 'Starting or shutting down', content: { 'application/json': { schema: PairedErrorResponse } } }
+    '4xx': { description: 'Refused before the stream started: 400 a bad format or query, 413 too large, 415 a content type not accepted', content: { 'application/json': { schema: ErrorResponse } } },
+    503: { description: 'Starting or shutting down', content: { 'application/json': { schema: ErrorResponse } } }
   }
 })
 
@@ -89,7 +76,6 @@ export const ROUTE_DOCS: Record<string, Json> = {
     summary: 'The session\'s events (Server-Sent Events)',
     description: 'EventSource-compatible. Every event has an id; a reconnect with `Last-Event-ID` (or `?last_event_id=`) resumes without loss. ' +
       'The stream ends after `end`; a reconnect after that gets 204.',
-    params: SessionParams,
     headers: Type.Object({ 'last-event-id': Type.Optional(Type.String({ description: 'Resume after this event id (set by EventSource on a reconnect)' })) }),
     response: { 200: SseResponse, 204: { description: 'The reader already has every event up to `end`', type: 'null' } }
   },
@@ -99,15 +85,13 @@ export const ROUTE_DOCS: Record<string, Json> = {
     summary: 'Append one audio chunk',
     description: 'Raw PCM in the session\'s format. Chunks are applied in `seq` order; a repeated seq is ignored (retries are safe). ' +
       '200: applied (or a repeat); 202: held until the missing earlier chunks arrive.',
-    params: SessionParams,
     body: { content: { 'application/octet-stream': { schema: Binary } } }
   },
   'POST /api/v1/sessions/:id/stop': {
     operationId: 'stopSession',
     tags: ['sessions'],
     summary: 'End the stream',
-    description: 'Open speech is finalised; the last results, then `end`, follow on the events stream.',
-    params: SessionParams
+    description: 'Open speech is finalised; the last results, then `end`, follow on the events stream.'
   },
   'GET /api/v1/openapi.json': { response: { 200: { description: 'This document', content: { 'application/json': { schema: { type: 'object' } } } } } },
   'GET /api/v1/openapi.yaml': { response: { 200: { description: 'This document', content: { 'application/yaml': { schema: { type: 'string' } } } } } },

@@ -20,6 +20,9 @@ async function streamerCore (app: FastifyInstance, options: StreamerCorePluginOp
     onWorkerError: (error) => { app.log.error({ err: error }, 'worker crashed while idle; the pool replaces it') }
   })
   app.decorate('streamer', streamer)
+  // Shutdown: before the servers close (they wait for open responses), every open stream is
+  // ended by the core, the same way for every transport; the pools stop once all is closed.
+  app.addHook('preClose', async () => { streamer.shutdown() })
   app.addHook('onClose', async () => { await streamer.close() })
 }
 

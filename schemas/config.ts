@@ -2,6 +2,9 @@ import { Type, type Static } from '@sinclair/typebox'
 
 // The server's configuration: defaults here, then config.json (or the file STREAMER_CONFIG
 // names), then environment variables (see src/config.ts). Durations in the names' units.
+// Every object refuses fields it does not know (additionalProperties: false), so a typo fails
+// start-up with the field's path instead of being silently ignored; model.options is the one
+// free-form object, since only the model module knows its options.
 export const DummyModelOptions = Type.Object({
   delay: Type.Number({ minimum: 0, default: 0.5, description: 'Seconds added to every inference' }),
   constant_factor: Type.Number({ minimum: 0, default: 0.3, description: 'Seconds of sleep per second of audio' }),
@@ -9,14 +12,14 @@ export const DummyModelOptions = Type.Object({
   failure_rate: Type.Number({ minimum: 0, maximum: 1, default: 0.01, description: 'Probability an inference returns an error' }),
   panic_rate: Type.Number({ minimum: 0, maximum: 1, default: 0, description: 'Probability an inference crashes its worker' }),
   warmup_penalty: Type.Number({ minimum: 1, default: 10, description: 'How many times slower the first call of each worker is' })
-}, { $id: 'DummyModelOptions' })
+}, { $id: 'DummyModelOptions', additionalProperties: false, description: 'The built-in dummy model\'s options (model.options when model.module is "dummy")' })
 export type DummyModelOptions = Static<typeof DummyModelOptions>
 
 export const ModelConfig = Type.Object({
   module: Type.String({ default: 'dummy', description: '"dummy", or a path (relative to the config file) to a module exporting createModel' }),
   threads: Type.Integer({ minimum: 1, default: 2, description: 'Worker threads running the model' }),
   options: Type.Record(Type.String(), Type.Unknown(), { default: {}, description: 'Passed to createModel; for the dummy, DummyModelOptions' })
-}, { $id: 'ModelConfig' })
+}, { $id: 'ModelConfig', additionalProperties: false, description: 'The model behind the server and its worker pool' })
 export type ModelConfig = Static<typeof ModelConfig>
 
 export const VadConfig = Type.Object({
@@ -24,11 +27,11 @@ export const VadConfig = Type.Object({
   min_silence_ms: Type.Integer({ minimum: 0, default: 500, description: 'Silence that ends an utterance' }),
   speech_pad_ms: Type.Integer({ minimum: 0, default: 30, description: 'Audio kept before speech start and after speech end' }),
   threads: Type.Integer({ minimum: 1, default: 1, description: 'Worker threads running Silero VAD' })
-}, { $id: 'VadConfig' })
+}, { $id: 'VadConfig', additionalProperties: false, description: 'Silero VAD, which cuts the audio into utterances' })
 export type VadConfig = Static<typeof VadConfig>
 
 export const LimitsConfig = Type.Object({
-  max_channels: Type.Integer({ minimum: 1, default: 8 }),
+  max_channels: Type.Integer({ minimum: 1, default: 8, description: 'Channels per stream' }),
   max_sessions: Type.Integer({ minimum: 1, default: 500, description: 'Open sessions on all transports together; more are refused with too_many_sessions' }),
   max_frame_bytes: Type.Integer({ minimum: 1024, default: 1048576, description: 'Largest WebSocket frame or HTTP chunk' }),
   max_upload_bytes: Type.Integer({ minimum: 1024, default: 1073741824, description: 'Largest HTTP upload body' }),
@@ -36,7 +39,7 @@ export const LimitsConfig = Type.Object({
   interim_interval_ms: Type.Integer({ minimum: 50, default: 500, description: 'Interim inference period during speech' }),
   simple_max_in_flight: Type.Integer({ minimum: 1, default: 2, description: 'Concurrent inferences per channel in simple mode' }),
   simple_max_chunk_seconds: Type.Number({ minimum: 0.1, default: 30, description: 'Largest merged inference in simple mode' })
-}, { $id: 'LimitsConfig' })
+}, { $id: 'LimitsConfig', additionalProperties: false, description: 'Sizes, counts and periods that bound each stream and the server' })
 export type LimitsConfig = Static<typeof LimitsConfig>
 
 // Paired sessions (POST audio chunks by session id, read events from an EventSource).
@@ -48,18 +51,21 @@ export const PairedConfig = Type.Object({
   reorder_max_bytes: Type.Integer({ minimum: 1024, default: 8388608, description: 'Largest total of chunks held waiting for a gap to fill' }),
   max_readers: Type.Integer({ minimum: 1, default: 4, description: 'Simultaneous events readers per session (each gets the whole stream)' }),
   cors_origins: Type.Array(Type.String(), { default: ['*'], description: 'Origins allowed to call the paired-session routes: "*" or exact origins like "https://app.example.com"' })
-}, { $id: 'PairedConfig', default: {} })
+}, { $id: 'PairedConfig', default: {}, additionalProperties: false, description: 'Paired sessions: audio POSTed in chunks by session id, events read from an EventSource' })
 export type PairedConfig = Static<typeof PairedConfig>
 
+// pino's levels; 'silent' turns logging off.
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+
 export const ServerConfig = Type.Object({
-  host: Type.String({ default: '0.0.0.0' }),
-  port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
-  log_level: Type.String({ default: 'info' }),
+  host: Type.String({ default: '0.0.0.0', description: 'Listen address' }),
+  port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080, description: 'Listen port (0: any free port)' }),
+  log_level: Type.Union(LOG_LEVELS.map((level) => Type.Literal(level)), { default: 'info', description: 'Lowest pino level logged; debug (or trace) also prints the stack of a start-up error' }),
   tls_key: Type.Optional(Type.String({ description: 'Path to a PEM key; with tls_cert the port speaks TLS (h2 and http/1.1)' })),
-  tls_cert: Type.Optional(Type.String()),
+  tls_cert: Type.Optional(Type.String({ description: 'Path to the PEM certificate (chain) for tls_key' })),
   model: ModelConfig,
   vad: VadConfig,
   limits: LimitsConfig,
   paired: PairedConfig
-}, { $id: 'ServerConfig' })
+}, { $id: 'ServerConfig', additionalProperties: false, description: 'The server\'s configuration (config.json)' })
 export type ServerConfig = Static<typeof ServerConfig>

@@ -1,35 +1,89 @@
-// The one catalogue of error codes a client can see. Codes are stable snake_case strings:
-// clients branch on them, so never rename one.
-export const ERROR_CODES = {
-  invalid_json: 'a text frame or body was not valid JSON',
-  invalid_message: 'a control message did not match the protocol',
-  unsupported_format: 'the declared audio format is not supported',
-  audio_before_start: 'audio arrived before a start message',
-  stop_without_start: 'a stop arrived with no stream running',
-  frame_too_large: 'a frame or body exceeded the configured size',
-  events_lost: 'a reconnecting reader asked for events older than the replay buffer keeps',
-  audio_lost: 'chunks held behind a missing seq were discarded when the stream ended',
-  truncated_audio: 'the stream ended inside a frame: trailing bytes that were not a whole frame',
-  inference_failed: 'the model returned an error for one segment; the stream goes on',
-  internal: 'a server fault (for example a crashed worker); the stream goes on where it can',
-  not_ready: 'the server is starting or shutting down',
-  not_found: 'no such session',
-  conflict: 'the request conflicts with the session state',
-  unsupported_media_type: 'the content type is not accepted',
-  too_many_sessions: 'the server is at its session limit'
-} as const
-export type ErrorCode = keyof typeof ERROR_CODES
+import { Type, type Static } from '@sinclair/typebox'
 
-// An error that is safe to show a client: `message` names what was wrong and what is accepted.
+/**
+ * The one catalogue of error codes a client can see, on every transport. Codes are stable
+ * snake_case strings: clients branch on them, so never rename one.
+ *
+ * - `status`: the HTTP status of a refusal with this code (absent: the code only ever arrives as
+ *   an `error` event inside a running stream).
+ * - `close`: the WebSocket close code the server closes with after this error (absent: the
+ *   connection stays open).
+ * - `ends_stream`: whether a running stream ends after this error event (false: it goes on).
+ */
+export interface ErrorSpec {
+  readonly status?: number
+  readonly close?: number
+  readonly ends_stream: boolean
+  readonly meaning: string
+}
+
+const CATALOGUE = {
+  invalid_json: { status: 400, ends_stream: false, meaning: 'A text frame or request body was not valid JSON.' },
+  invalid_message: { status: 400, ends_stream: false, meaning: 'A control message, query or request did not match the protocol; `field` names the part at fault.' },
+  unsupported_format: { status: 400, ends_stream: false, meaning: 'The declared audio format is not supported (channels, sample rate, bit depth, encoding, or a bad WAV header).' },
+  audio_before_start: { ends_stream: false, meaning: 'Audio arrived on a WebSocket before a start message; it is discarded until a start arrives.' },
+  stop_without_start: { ends_stream: false, meaning: 'A stop arrived with no stream running.' },
+  frame_too_large: { status: 413, close: 1009, ends_stream: true, meaning: 'A frame, chunk or upload exceeded the configured size (limits.max_frame_bytes, limits.max_upload_bytes).' },
+  uri_too_long: { status: 414, ends_stream: false, meaning: 'The request URL (or one path parameter) is longer than the server accepts.' },
+  unsupported_media_type: { status: 415, ends_stream: false, meaning: 'The Content-Type is not accepted by this route; the message lists what is.' },
+  malformed_request: { status: 400, ends_stream: false, meaning: 'The HTTP request itself could not be parsed (bad request line, headers or framing).' },
+  request_timeout: { status: 408, ends_stream: false, meaning: 'The request line and headers did not arrive in time.' },
+  headers_too_large: { status: 431, ends_stream: false, meaning: 'The request headers are larger than the server accepts.' },
+  not_found: { status: 404, ends_stream: false, meaning: 'No such route, or no such paired session (unknown id, expired, or ended and no longer kept).' },
+  conflict: { status: 409, ends_stream: false, meaning: 'The request conflicts with the session state (a chunk too far ahead, audio after stop, too many readers).' },
+  events_lost: { ends_stream: false, meaning: 'A reconnecting paired-session reader asked for events older than the replay buffer keeps.' },
+  audio_lost: { ends_stream: false, meaning: 'Paired-session chunks held behind a missing seq were discarded when the stream ended.' },
+  truncated_audio: { ends_stream: false, meaning: 'The stream ended inside a frame: the trailing bytes that were not a whole frame were discarded.' },
+  inference_failed: { ends_stream: false, meaning: 'The model returned an error for one segment; the stream goes on.' },
+  internal: { status: 500, close: 1011, ends_stream: false, meaning: 'A server fault (for example a crashed worker). Inside a stream it concerns one segment and the stream goes on; a fault of the transport itself ends the connection.' },
+  not_ready: { status: 503, ends_stream: false, meaning: 'The server is starting and its workers are not warm yet; retry shortly.' },
+  shutting_down: { status: 503, close: 1001, ends_stream: true, meaning: 'The server is shutting down: new streams are refused and open ones are ended.' },
+  too_many_sessions: { status: 503, ends_stream: false, meaning: 'The server is at its limit of open sessions (limits.max_sessions); retry shortly.' }
+} as const satisfies Record<string, ErrorSpec>
+
+export type ErrorCode = keyof typeof CATALOGUE
+export const ERRORS: Readonly<Record<ErrorCode, ErrorSpec>> = CATALOGUE
+export const ERROR_CODE_LIST = Object.keys(ERRORS) as ErrorCode[]
+
+/** The `code` field of every error event and error body: the catalogue's codes, each documented. */
+export const ErrorCodeSchema = Type.Union(
+  ERROR_CODE_LIST.map((code) => Type.Literal(code, { description: ERRORS[code].meaning })),
+  { $id: 'ErrorCode', description: 'Stable snake_case error code: see the error catalogue' }
+)
+
+/** The body of every HTTP refusal, on every route (Fastify's own refusals included). */
+export const ErrorResponse = Type.Object({
+  code: ErrorCodeSchema,
+  message: Type.String({ description: 'What was wrong and what is accepted' }),
+  field: Type.Optional(Type.String({ description: 'The field, header or query parameter at fault' }))
+}, { $id: 'ErrorResponse', description: 'A refusal: a stable code, a message naming what was wrong and what is accepted, and the field at fault' })
+export type ErrorResponse = Static<typeof ErrorResponse>
+
+/** An error that is safe to show a client: `message` names what was wrong and what is accepted. */
 export class ApiError extends Error {
   readonly code: ErrorCode
   readonly statusCode: number
   readonly field: string | undefined
-  constructor (code: ErrorCode, message: string, options: { statusCode?: number, field?: string } = {}) {
+  constructor (code: ErrorCode, message: string, options: { field?: string } = {}) {
     super(message)
     this.name = 'ApiError'
     this.code = code
-    this.statusCode = options.statusCode ?? 400
+    this.statusCode = ERRORS[code].status ?? 500
     this.field = options.field
   }
+
+  /** The error as an HTTP refusal body. */
+  toResponse (): ErrorResponse {
+    return { code: this.code, message: this.message, ...(this.field !== undefined ? { field: this.field } : {}) }
+  }
+
+  /** The error as a stream's `error` event (WebSocket text frame or SSE event). */
+  toEvent (): { type: 'error', channel: null, code: ErrorCode, message: string } {
+    return { type: 'error', channel: null, code: this.code, message: this.message }
+  }
+}
+
+/** The WebSocket close code that follows an error with this code, if the connection closes. */
+export function closeCodeOf (code: ErrorCode): number | undefined {
+  return ERRORS[code].close
 }

@@ -1,4 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox'
+import { ErrorCodeSchema } from './error-codes.ts'
 
 // Server -> client events. Every event has `type` and `channel` (null when about the whole
 // stream). Times are seconds of the stream's own audio, not wall time.
@@ -38,7 +39,7 @@ export type InactiveEvent = Static<typeof InactiveEvent>
 export const ErrorEvent = Type.Object({
   type: Type.Literal('error'),
   channel: Type.Union([Channel, Type.Null()]),
-  code: Type.String({ description: 'Stable snake_case code, e.g. unsupported_format, inference_failed, internal' }),
+  code: ErrorCodeSchema,
   message: Type.String(),
   start_time: Type.Optional(Seconds),
   end_time: Type.Optional(Seconds),

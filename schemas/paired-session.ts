@@ -1,21 +1,10 @@
 import { Type, type Static } from '@sinclair/typebox'
-import { AudioFormat } from './audio-format.ts'
-import { Mode } from './messages.ts'
 
 // Paired sessions: POST /api/v1/sessions creates one; audio chunks are POSTed by `seq` to its
 // audio URL, events are read from its events URL (SSE), a POST to its stop URL ends it.
-// The create body is checked by the same code as the WebSocket start message
-// (src/core/start-request.ts), so both refuse the same input with the same messages; these
-// schemas describe the routes (OpenAPI) and serialise the answers.
-
-export const PairedSessionCreate = Type.Object({
-  request: Type.Optional(Type.Literal('start', { description: 'Optional, so a WebSocket start message can be sent as it is' })),
-  mode: Mode,
-  format: AudioFormat,
-  interim_results: Type.Optional(Type.Boolean({ default: false })),
-  trace_id: Type.Optional(Type.String({ description: 'W3C traceparent: 00-<32 hex>-<16 hex>-<2 hex>' }))
-}, { $id: 'PairedSessionCreate', description: 'A start message plus the mode' })
-export type PairedSessionCreate = Static<typeof PairedSessionCreate>
+// The create body is the WebSocket start message plus `mode`, derived from the same schema with
+// this server's limits (plugins/paired-session/index.ts), so both refuse the same input with the
+// same messages. These schemas validate the routes, describe them (OpenAPI) and serialise answers.
 
 export const PairedSessionCreated = Type.Object({
   id: Type.String({ description: 'The session id: 128 random bits, base64url. It is the only credential: keep it private' }),
@@ -26,14 +15,19 @@ export const PairedSessionCreated = Type.Object({
 }, { $id: 'PairedSessionCreated' })
 export type PairedSessionCreated = Static<typeof PairedSessionCreated>
 
+export const PairedSessionParams = Type.Object({
+  id: Type.String({ description: 'The session id returned by createSession' })
+}, { $id: 'PairedSessionParams' })
+export type PairedSessionParams = Static<typeof PairedSessionParams>
+
 export const PairedAudioQuery = Type.Object({
-  seq: Type.Integer({ minimum: 0, description: 'Chunk number: 0 for the first chunk, then 1, 2...' })
-}, { $id: 'PairedAudioQuery' })
+  seq: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'Chunk number: 0 for the first chunk, then 1, 2...' })
+}, { $id: 'PairedAudioQuery', additionalProperties: false })
 export type PairedAudioQuery = Static<typeof PairedAudioQuery>
 
 export const PairedEventsQuery = Type.Object({
   last_event_id: Type.Optional(Type.Integer({ minimum: 0, description: 'Resume after this event id, for clients that cannot set the Last-Event-ID header (the header wins)' }))
-}, { $id: 'PairedEventsQuery' })
+}, { $id: 'PairedEventsQuery', additionalProperties: false })
 export type PairedEventsQuery = Static<typeof PairedEventsQuery>
 
 export const PairedAudioAck = Type.Object({
@@ -48,10 +42,3 @@ export const PairedStopAck = Type.Object({
   discarded: Type.Optional(Type.Array(Type.Integer(), { description: 'Chunks that were held behind a gap and dropped by the stop' }))
 }, { $id: 'PairedStopAck', description: 'The stop is taken: final results, then `end`, follow on the events stream' })
 export type PairedStopAck = Static<typeof PairedStopAck>
-
-export const PairedErrorResponse = Type.Object({
-  code: Type.String({ description: 'Stable snake_case code (schemas/error-codes.ts): invalid_message, unsupported_format, not_found, conflict, frame_too_large...' }),
-  message: Type.String({ description: 'What was wrong and what is accepted' }),
-  field: Type.Optional(Type.String({ description: 'The field (or header, or query parameter) at fault' }))
-}, { $id: 'PairedErrorResponse' })
-export type PairedErrorResponse = Static<typeof PairedErrorResponse>

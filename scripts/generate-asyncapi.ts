@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url'
 import type { TSchema } from '@sinclair/typebox'
 import { stringify } from 'yaml'
 import { AudioFormat, Encoding } from '../schemas/audio-format.ts'
-import { ERROR_CODES } from '../schemas/error-codes.ts'
+import { ERRORS } from '../schemas/error-codes.ts'
 import { ActiveEvent, DataEvent, EndEvent, ErrorEvent, InactiveEvent, SegmentEvent, StreamEvent } from '../schemas/events.ts'
 import { Mode, StartMessage, StopMessage } from '../schemas/messages.ts'
 
@@ -208,7 +208,7 @@ export function buildAsyncApi (): Json {
       examples: [{ payload: event.example }]
     }
   }
-  const errorCodes = Object.entries(ERROR_CODES).map(([code, meaning]) => `\`${code}\` (${meaning})`).join(', ')
+  const errorCodes = Object.entries(ERRORS).map(([code, spec]) => `\`${code}\` (${spec.meaning})`).join(', ')
 
   return {
     asyncapi: '3.0.0',

@@ -1,15 +1,18 @@
+import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { resolve } from 'node:path'
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import { isAbsolute, resolve } from 'node:path'
+import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { ServerConfig } from '../schemas/config.ts'
 import health from '../plugins/health.ts'
 import metricsPlugin from '../plugins/metrics.ts'
 import openapi from '../plugins/openapi.ts'
 import otel from '../plugins/otel.ts'
 import streamerCore from '../plugins/streamer-core.ts'
-import websocketTransport from '../plugins/websocket-transport.ts'
-import httpStreamTransport from '../plugins/http-stream-transport.ts'
-import pairedSessionTransport from '../plugins/paired-session-transport.ts'
+import errors, { frameworkErrorOptions } from '../plugins/errors.ts'
+import requestLog from '../plugins/request-log.ts'
+import websocketTransport from '../plugins/websocket/index.ts'
+import httpStreamTransport from '../plugins/http-stream/index.ts'
+import pairedSessionTransport from '../plugins/paired-session/index.ts'
 import { StreamerMetrics } from './observability/metrics.ts'
 import { StreamTelemetry } from './observability/session-telemetry.ts'
 import { tracingEnabled } from './observability/tracing.ts'
@@ -30,6 +33,10 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
     logger: false,
     // A caller's request id (a proxy's, say) names the request in every log line.
     requestIdHeader: 'x-request-id',
+    // One line per request, from plugins/request-log.ts, instead of Fastify's two.
+    logController: new LogController({ disableRequestLogging: true }),
+    // Refusals before routing (bad URLs, unparseable requests) in the documented error body.
+    ...frameworkErrorOptions,
     // Start-up waits for every model worker to warm up; a real model may take minutes.
     pluginTimeout: 0,
     // One port: HTTP/1.1 (+ WebSocket upgrade) and HTTP/2 (h2c prior knowledge, or TLS + ALPN).
@@ -41,7 +48,10 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
   // Metrics, spans and log lines for every session of every transport, fed by the core.
   const metrics = new StreamerMetrics()
   const observer = new StreamTelemetry({ metrics, log: app.log })
-  // Before every route: @fastify/swagger describes the routes as they are added.
+  // Before every route: the validator, the error body and the request log apply to all of them,
+  // and @fastify/swagger describes the routes as they are added.
+  await app.register(errors)
+  await app.register(requestLog)
   await app.register(openapi)
   await app.register(streamerCore, { config: options.config, configDir: options.configDir, observer, background: options.background })
   await app.register(metricsPlugin, { metrics })
@@ -52,11 +62,43 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
   return app
 }
 
-// TLS files are paths relative to the config file; both or neither must be set.
+// TLS files are paths relative to the config file; both or neither must be set. Both are
+// parsed here, so a missing, unreadable or mismatched file fails start-up with a message naming
+// the field and the file instead of an OpenSSL error from deep inside the server.
 function readTls (config: ServerConfig, configDir: string): DualProtocolOptions['tls'] {
   if (config.tls_key === undefined && config.tls_cert === undefined) return undefined
   if (config.tls_key === undefined || config.tls_cert === undefined) {
     throw new Error(`TLS needs both tls_key and tls_cert (TLS_KEY, TLS_CERT); only ${config.tls_key === undefined ? 'tls_cert' : 'tls_key'} is set`)
   }
-  return { key: readFileSync(resolve(configDir, config.tls_key)), cert: readFileSync(resolve(configDir, config.tls_cert)) }
+  const keyPath = resolve(configDir, config.tls_key)
+  const certPath = resolve(configDir, config.tls_cert)
+  const key = readTlsFile('tls_key (TLS_KEY)', keyPath, !isAbsolute(config.tls_key))
+  const cert = readTlsFile('tls_cert (TLS_CERT)', certPath, !isAbsolute(config.tls_cert))
+  let privateKey: KeyObject
+  try {
+    privateKey = createPrivateKey(key)
+  } catch (error) {
+    throw new Error(`tls_key (TLS_KEY) ${keyPath} is not a PEM private key without a passphrase: ${(error as Error).message}`, { cause: error })
+  }
+  let certificate: X509Certificate
+  try {
+    certificate = new X509Certificate(cert)
+  } catch (error) {
+    throw new Error(`tls_cert (TLS_CERT) ${certPath} is not a PEM certificate: ${(error as Error).message}`, { cause: error })
+  }
+  if (!certificate.checkPrivateKey(privateKey)) {
+    throw new Error(`tls_cert (TLS_CERT) ${certPath} does not belong to the key in tls_key (TLS_KEY) ${keyPath}`)
+  }
+  return { key, cert }
+}
+
+function readTlsFile (field: string, path: string, relative: boolean): Buffer {
+  try {
+    return readFileSync(path)
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code
+    const why = code === 'ENOENT' ? 'does not exist' : code === 'EACCES' ? 'is not readable (permission denied)' : code === 'EISDIR' ? 'is a directory' : `cannot be read: ${(error as Error).message}`
+    const hint = relative ? ' (a relative path is resolved against the config file\'s directory, or the working directory without one)' : ''
+    throw new Error(`${field} ${path} ${why}${hint}`, { cause: error })
+  }
 }

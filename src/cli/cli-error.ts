@@ -1,4 +1,4 @@
-import type { ErrorEvent, StreamEvent } from '../../schemas/events.ts'
+import type { StreamEvent } from '../../schemas/events.ts'
 
 // Exit codes, documented in the README: scripts branch on them.
 export const EXIT_OK = 0
@@ -25,10 +25,6 @@ const NON_FATAL_STREAM_ERRORS = new Set(['truncated_audio'])
 export function refusalOf (event: StreamEvent): CliError | null {
   if (event.type !== 'error' || event.channel !== null || NON_FATAL_STREAM_ERRORS.has(event.code)) return null
   return new CliError(`The server refused the stream: ${event.code}: ${event.message}`)
-}
-
-export function isErrorEvent (event: StreamEvent): event is ErrorEvent {
-  return event.type === 'error'
 }
 
 // Connection failures (refused, DNS, reset, TLS) as one line naming the address.

@@ -1,9 +1,8 @@
 import type { AudioFormat } from '../../schemas/audio-format.ts'
 import type { LimitsConfig, VadConfig } from '../../schemas/config.ts'
 import type { StreamEvent } from '../../schemas/events.ts'
-import type { Mode } from '../../schemas/messages.ts'
+import type { Mode, Transport } from '../../schemas/messages.ts'
 import type { ModelOutput } from '../inference/model.ts'
-import type { Transport } from './session-registry.ts'
 
 // What a session needs from the world, as plain functions: the streamer core wires in the real
 // worker pools; unit tests wire in fast, flaky or crashing fakes.
@@ -45,6 +44,9 @@ export interface SessionObserver extends StageObserver {
   inference? (audioSeconds: number, startedAt: number, endedAt: number, outcome: InferenceOutcome): void
   // Every event the session emits to its transport, in order.
   event (event: StreamEvent): void
+  // A fault inside the session's pipeline that the session survived (told to the client as an
+  // `internal` error event where it concerned one segment): for the logs.
+  fault? (error: unknown): void
   // The session ended (its `end` was emitted) or was aborted; nothing is observed after this.
   closed (state: 'ended' | 'aborted'): void
 }

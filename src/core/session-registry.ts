@@ -1,35 +1,25 @@
 import { randomBytes } from 'node:crypto'
-import type { Session } from './session.ts'
-
-export type Transport = 'websocket' | 'http' | 'paired'
-
-export interface SessionEntry {
-  id: string
-  transport: Transport
-  session: Session
-  openedAt: number
-}
+import type { Transport } from '../../schemas/messages.ts'
+import type { Stream } from './stream.ts'
 
 // The sessions open right now, by transport: what health, metrics, shutdown and the tests'
 // leak checks read. A session leaves it the moment it ends or is aborted.
 export class SessionRegistry {
-  readonly #entries = new Map<string, SessionEntry>()
-  readonly #listeners = new Set<(entry: SessionEntry, change: 'opened' | 'closed') => void>()
+  readonly #entries = new Map<string, Stream>()
+  readonly #listeners = new Set<(entry: Stream, change: 'opened' | 'closed') => void>()
 
   // 128 random bits, URL-safe: paired sessions use the id as their only credential.
   static newId (): string {
     return randomBytes(16).toString('base64url')
   }
 
-  add (transport: Transport, session: Session, id = SessionRegistry.newId()): SessionEntry {
-    const entry: SessionEntry = { id, transport, session, openedAt: Date.now() }
-    this.#entries.set(id, entry)
+  add (entry: Stream): void {
+    this.#entries.set(entry.id, entry)
     for (const listener of this.#listeners) listener(entry, 'opened')
-    void session.closed.then(() => {
-      this.#entries.delete(id)
+    void entry.closed.then(() => {
+      this.#entries.delete(entry.id)
       for (const listener of this.#listeners) listener(entry, 'closed')
     })
-    return entry
   }
 
   get size (): number { return this.#entries.size }
@@ -40,9 +30,9 @@ export class SessionRegistry {
     return n
   }
 
-  entries (): IterableIterator<SessionEntry> { return this.#entries.values() }
+  entries (): IterableIterator<Stream> { return this.#entries.values() }
 
-  onChange (listener: (entry: SessionEntry, change: 'opened' | 'closed') => void): void {
+  onChange (listener: (entry: Stream, change: 'opened' | 'closed') => void): void {
     this.#listeners.add(listener)
   }
 }

@@ -1,5 +1,5 @@
 import { MODEL_SAMPLE_RATE, type AudioFormat } from '../../schemas/audio-format.ts'
-import type { EndEvent, StreamEvent } from '../../schemas/events.ts'
+import type { EndEvent, ErrorEvent, StreamEvent } from '../../schemas/events.ts'
 import type { Mode } from '../../schemas/messages.ts'
 import { bytesPerFrame } from '../audio/format-support.ts'
 import { PcmDecoder } from '../audio/pcm-decoder.ts'
@@ -112,6 +112,12 @@ export class Session {
       this.#closed.resolve('ended')
     }
     return end
+  }
+
+  // The server ends the stream: `error` is its last event, then as abort().
+  failWith (error: ErrorEvent): void {
+    this.#send(error)
+    this.abort()
   }
 
   // The client went away: cancel queued work, emit nothing more.

@@ -1,22 +1,21 @@
 import { MODEL_SAMPLE_RATE } from '../../schemas/audio-format.ts'
 import type { ServerConfig } from '../../schemas/config.ts'
 import { ApiError } from '../../schemas/error-codes.ts'
-import type { StreamEvent } from '../../schemas/events.ts'
-import type { Mode } from '../../schemas/messages.ts'
-import { VadBatcher, type VadTask, type VadResult } from '../audio/vad-batcher.ts'
+import type { Mode, Transport } from '../../schemas/messages.ts'
 import { InferenceError, ModelPool } from '../inference/model-pool.ts'
-import { TaskPool } from '../inference/task-pool.ts'
 import { Session } from './session.ts'
-import { SessionRegistry, type SessionEntry, type Transport } from './session-registry.ts'
+import { SessionRegistry } from './session-registry.ts'
+import { StartParser } from './start-request.ts'
+import { Stream, type StreamSink } from './stream.ts'
+import { VadPool } from './vad-pool.ts'
 import type { InferFn, InferenceOutcome, SessionObserver, SessionServices, StreamerObserver } from './services.ts'
 import type { StartRequest } from './start-request.ts'
 
-export interface OpenSessionOptions {
+export interface OpenStreamOptions {
   transport: Transport
   mode: Mode
   start: StartRequest
-  emit: (event: StreamEvent) => void
-  onFault?: (error: unknown) => void
+  sink: StreamSink
   id?: string
 }
 
@@ -47,34 +46,26 @@ export interface StreamerStats {
 export class Streamer {
   readonly config: ServerConfig
   readonly registry = new SessionRegistry()
+  /** Checks every transport's start against the schemas and this server's limits. */
+  readonly startParser: StartParser
   // Settles when start-up ends: resolved once every worker is warm, rejected if one cannot start.
   readonly warm: Promise<void>
-  readonly #vadPool: TaskPool<VadTask, VadResult>
+  readonly #vad: VadPool
   readonly #services: SessionServices
   readonly #observer: StreamerObserver | undefined
   #model: ModelPool | undefined
-  #vadCrashes = 0
   #closing = false
 
   private constructor (config: ServerConfig, options: StreamerOptions) {
     this.config = config
+    this.startParser = new StartParser(config.limits.max_channels)
     this.#observer = options.observer
-    const report = options.onWorkerError ??
-      ((error: unknown) => { process.emitWarning(`vad worker error: ${String(error)}`) })
-    this.#vadPool = new TaskPool<VadTask, VadResult>(new URL('../audio/vad-worker.ts', import.meta.url), {
-      threads: config.vad.threads,
-      name: 'vad',
-      onWorkerError: (error) => {
-        this.#vadCrashes++
-        report(error)
-      }
-    })
-    const batcher = new VadBatcher((task, transfer) => this.#vadPool.run(task, transfer))
+    this.#vad = new VadPool({ threads: config.vad.threads, onWorkerError: options.onWorkerError })
     this.#services = {
       infer: (audio, signal) => this.#model === undefined
         ? Promise.reject(InferenceError.internal(new Error('model pool is not running')))
         : this.#model.infer(audio, signal),
-      createVadStream: () => batcher.createStream(),
+      createVadStream: () => this.#vad.createStream(),
       vad: config.vad,
       limits: config.limits
     }
@@ -96,9 +87,7 @@ export class Streamer {
 
   async #warmUp (options: StreamerOptions): Promise<void> {
     try {
-      // A VAD worker whose model fails to load rejects its tasks: one silent frame at start-up
-      // turns that into a start-up error instead of a broken first stream.
-      await new VadBatcher((task, transfer) => this.#vadPool.run(task, transfer)).createStream().process(new Float32Array(512))
+      await this.#vad.check()
       const model = await ModelPool.start(this.config.model, options.configDir, {
         onWorkerError: options.onWorkerError,
         onTaskTiming: options.observer?.modelTask?.bind(options.observer)
@@ -109,7 +98,7 @@ export class Streamer {
       }
       this.#model = model
     } catch (error) {
-      await this.#vadPool.close()
+      await this.#vad.close()
       throw error
     }
   }
@@ -119,31 +108,35 @@ export class Streamer {
     return !this.#closing && this.#model?.ready === true
   }
 
-  // Undefined until the workers are warm.
-  get modelPool (): ModelPool | undefined { return this.#model }
-
   stats (): StreamerStats {
     return {
       modelQueued: this.#model?.queueSize ?? 0,
-      vadQueued: this.#vadPool.queueSize,
+      vadQueued: this.#vad.queueSize,
       modelCrashes: this.#model?.crashes ?? 0,
-      vadCrashes: this.#vadCrashes,
+      vadCrashes: this.#vad.crashes,
       inferenceFailures: this.#model?.failures ?? 0
     }
   }
 
-  // Whether a new session may open now: throws ApiError 'not_ready' (503) while the workers warm
-  // up or the server shuts down, 'too_many_sessions' (503) at the configured limit. Transports
-  // call it before they commit to a response; openSession calls it again.
+  /**
+   * Whether a new stream may open now: throws ApiError `shutting_down` once shutdown began,
+   * `not_ready` while the workers warm up, `too_many_sessions` at limits.max_sessions (all 503).
+   * Transports call it before they commit to a response; openStream calls it again.
+   */
   admit (): void {
-    if (!this.ready) throw new ApiError('not_ready', 'The server is starting or shutting down; retry shortly', { statusCode: 503 })
+    if (this.#closing) throw new ApiError('shutting_down', 'The server is shutting down and takes no new streams; connect again (to another instance) shortly')
+    if (!this.ready) throw new ApiError('not_ready', 'The server is starting and its workers are not warm yet; retry shortly')
     const limit = this.config.limits.max_sessions
     if (this.registry.size >= limit) {
-      throw new ApiError('too_many_sessions', `The server is at its limit of ${limit} open sessions (limits.max_sessions); retry shortly`, { statusCode: 503 })
+      throw new ApiError('too_many_sessions', `The server is at its limit of ${limit} open sessions (limits.max_sessions); retry shortly`)
     }
   }
 
-  openSession (options: OpenSessionOptions): SessionEntry {
+  /**
+   * Opens a stream for a transport: the core owns its lifecycle from here (logging, faults, the
+   * error at shutdown); the transport only moves bytes in and events out through `sink`.
+   */
+  openStream (options: OpenStreamOptions): Stream {
     this.admit()
     const id = options.id ?? SessionRegistry.newId()
     const observer = this.#observer?.openSession({
@@ -153,19 +146,20 @@ export class Streamer {
       format: options.start.format,
       traceparent: options.start.traceId
     })
-    const emit = options.emit
+    const send = options.sink.send
     const session = new Session({
       mode: options.mode,
       format: options.start.format,
       interimResults: options.start.interimResults,
       services: observer === undefined ? this.#services : this.#observed(observer),
       // Every event of every transport passes here: the observer counts and traces it centrally.
-      emit: observer === undefined ? emit : (event) => { observer.event(event); emit(event) },
-      onFault: options.onFault
+      emit: observer === undefined ? send : (event) => { observer.event(event); send(event) },
+      onFault: (error) => { observer?.fault?.(error) }
     })
-    const entry = this.registry.add(options.transport, session, id)
+    const stream = new Stream({ id, transport: options.transport, session, sink: options.sink })
+    this.registry.add(stream)
     if (observer !== undefined) void session.closed.then((state) => { observer.closed(state === 'ended' ? 'ended' : 'aborted') })
-    return entry
+    return stream
   }
 
   // The session's services with its own observer, and its inferences timed for that observer.
@@ -186,13 +180,21 @@ export class Streamer {
     return { ...this.#services, observer, infer: observer.inference === undefined ? infer : observed }
   }
 
-  // Shutdown: transports have been told to finish their streams; whatever is still open now is
-  // aborted, then the pools stop (after a warm-up still under way has finished).
-  async close (): Promise<void> {
+  /**
+   * Shutdown begins: readiness turns false, new streams are refused with `shutting_down`, and
+   * every open stream ends with a `shutting_down` error event and its transport closes.
+   */
+  shutdown (): void {
     this.#closing = true
-    for (const entry of this.registry.entries()) entry.session.abort()
+    const error = new ApiError('shutting_down', 'The server is shutting down; the stream was ended before it finished')
+    for (const stream of [...this.registry.entries()]) stream.fail(error)
+  }
+
+  /** Stops the core: what is still open is ended (see shutdown), then the pools stop. */
+  async close (): Promise<void> {
+    this.shutdown()
     const warmed = await this.warm.then(() => true, () => false)
-    if (warmed) await Promise.all([this.#model?.close(), this.#vadPool.close()])
+    if (warmed) await Promise.all([this.#model?.close(), this.#vad.close()])
   }
 }
 

@@ -3,7 +3,7 @@
 // aborted request that has not started yet simply leaves the queue (Piscina would terminate the
 // thread of a running task on abort, and its replacement would have to load and warm up again).
 import { existsSync } from 'node:fs'
-import { resolve } from 'node:path'
+import { isAbsolute, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import type { ModelConfig } from '../../schemas/config.ts'
 import type { ModelOutput } from './model.ts'
@@ -225,7 +225,8 @@ function resolveModule (module: string, configDir: string): string {
   if (module === 'dummy') return new URL('./dummy-model.ts', import.meta.url).href
   const path = module.startsWith('file:') ? fileURLToPath(module) : resolve(configDir, module)
   if (!existsSync(path)) {
-    throw new Error(`model.module "${module}": no such file ${path} (a relative path is resolved against the config file's directory)`)
+    const hint = module.startsWith('file:') || isAbsolute(module) ? '' : ' (a relative path is resolved against the config file\'s directory, or the working directory without one)'
+    throw new Error(`model.module "${module}": no such file ${path}${hint}`)
   }
   return pathToFileURL(path).href
 }

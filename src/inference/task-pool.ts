@@ -1,5 +1,6 @@
 // The project's only door to piscina: a fixed-size pool of worker threads running one task at a
-// time each. Facts about Piscina 5.3 this relies on (measured; see the architecture notes):
+// time each. Facts about Piscina 5.3 this relies on, each observed by running Piscina 5.3 (they
+// are behaviour, not documented promises: check them again when upgrading Piscina):
 // - a task that throws rejects and its thread is reused;
 // - a thread that crashes mid-task (process.exit, uncaught error) rejects that task and is
 //   replaced;

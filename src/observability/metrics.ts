@@ -2,12 +2,10 @@
 // (`_seconds`, `_bytes`, `_ratio`, `_total` for counters). One registry per app, so two apps in
 // one process (tests) never share or clash.
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
-import { FastCounter, FastHistogram, type CounterSeries, type HistogramSeries } from './fast-metrics.ts'
 
 export const METRIC_PREFIX = 'streamer_'
 
 export type StageName = 'decode' | 'vad' | 'model'
-export const STAGES: readonly StageName[] = ['decode', 'vad', 'model']
 
 // Real-time factor = wall seconds / audio seconds: below 1 a stage keeps up with live audio.
 // From 0.01 (decode is ~1000x faster than real time; it lands in the first bucket) to 15 (a
@@ -17,7 +15,7 @@ export const RTF_BUCKETS = [0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 
 // utterance (up to the maximum utterance length) or a simple-mode chunk.
 const MEDIA_BUCKETS = [0.01, 0.032, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60]
 // Wall seconds per stage call: microseconds (decode) to seconds (a slow model and its queue).
-const PROCESSING_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
+export const PROCESSING_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
 
 // The worker pools' counters, read at scrape time (see Streamer.stats()).
 export interface PoolStats {
@@ -28,17 +26,20 @@ export interface PoolStats {
   inferenceFailures: number
 }
 
+// Children bound to their labels once, so the per-frame path (a decode push, a VAD batch) builds
+// no label object per call. prom-client still hashes the labels on every observe: ~150-300 ns
+// each here, ~0.05-0.07 ms CPU per audio second per stream in all (bench/observability.bench.ts).
 interface StageInstruments {
-  rtf: HistogramSeries
-  media: HistogramSeries
-  processing: HistogramSeries
+  rtf: Histogram.Internal<'stage'>
+  media: Histogram.Internal<'stage'>
+  processing: Histogram.Internal<'stage'>
 }
 
 // The metrics of one transport, bound to their labels once. The audio counters are updated on
-// every frame: plain series (see fast-metrics.ts), not prom-client children.
+// every frame (bench/observability.bench.ts measures what that costs).
 export interface TransportMetrics {
-  readonly audioBytes: CounterSeries
-  readonly audioSeconds: CounterSeries
+  readonly audioBytes: Counter.Internal
+  readonly audioSeconds: Counter.Internal
   opened: (mode: string) => void
   closed: (mode: string) => void
   event: (type: string) => void
@@ -55,8 +56,8 @@ export class StreamerMetrics {
   readonly #stages: Record<StageName, StageInstruments>
   readonly #sessionsOpen: Gauge<'transport' | 'mode'>
   readonly #sessionsStarted: Counter<'transport' | 'mode'>
-  readonly #audioBytes: FastCounter
-  readonly #audioSeconds: FastCounter
+  readonly #audioBytes: Counter<'transport'>
+  readonly #audioSeconds: Counter<'transport'>
   readonly #events: Counter<'transport' | 'type'>
   readonly #errors: Counter<'transport' | 'code'>
   readonly #inferences: Histogram<'outcome'>
@@ -69,32 +70,34 @@ export class StreamerMetrics {
 
   constructor (options: StreamerMetricsOptions = {}) {
     const registers = [this.registry]
-    // The stage histograms take one observation per decode push and per VAD batch: fast ones.
-    const rtf = new FastHistogram({
+    // The stage histograms take one observation per decode push and per VAD batch.
+    const rtf = new Histogram({
       name: `${METRIC_PREFIX}stage_rtf_ratio`,
       help: 'Real-time factor per pipeline stage call: wall time / audio duration (decode = decode + resample)',
+      labelNames: ['stage'] as const,
       buckets: RTF_BUCKETS,
       registers
     })
-    const media = new FastHistogram({
+    const media = new Histogram({
       name: `${METRIC_PREFIX}stage_media_duration_seconds`,
       help: 'Seconds of audio per pipeline stage call',
+      labelNames: ['stage'] as const,
       buckets: MEDIA_BUCKETS,
       registers
     })
-    const processing = new FastHistogram({
+    const processing = new Histogram({
       name: `${METRIC_PREFIX}stage_processing_duration_seconds`,
       help: 'Wall seconds per pipeline stage call (vad and model include the wait for a worker thread)',
+      labelNames: ['stage'] as const,
       buckets: PROCESSING_BUCKETS,
       registers
     })
     // Every stage's series exists from the start (at zero), so rate() over it is defined
-    // before the first stream.
-    const bind = (stage: StageName): StageInstruments => ({
-      rtf: rtf.series({ stage }),
-      media: media.series({ stage }),
-      processing: processing.series({ stage })
-    })
+    // before the first stream; a child alone would appear only with its first observation.
+    const bind = (stage: StageName): StageInstruments => {
+      for (const histogram of [rtf, media, processing]) histogram.zero({ stage })
+      return { rtf: rtf.labels(stage), media: media.labels(stage), processing: processing.labels(stage) }
+    }
     this.#stages = { decode: bind('decode'), vad: bind('vad'), model: bind('model') }
 
     this.#sessionsOpen = new Gauge({
@@ -109,14 +112,16 @@ export class StreamerMetrics {
       labelNames: ['transport', 'mode'] as const,
       registers
     })
-    this.#audioBytes = new FastCounter({
+    this.#audioBytes = new Counter({
       name: `${METRIC_PREFIX}audio_received_bytes_total`,
       help: 'Audio bytes received by streaming sessions, before decoding',
+      labelNames: ['transport'] as const,
       registers
     })
-    this.#audioSeconds = new FastCounter({
+    this.#audioSeconds = new Counter({
       name: `${METRIC_PREFIX}audio_received_seconds_total`,
       help: 'Seconds of audio received (decoded frames / sample rate, once per frame whatever the channel count)',
+      labelNames: ['transport'] as const,
       registers
     })
     this.#events = new Counter({
@@ -254,9 +259,14 @@ export class StreamerMetrics {
   #bindTransport (transport: string): TransportMetrics {
     const events = new Map<string, Counter.Internal>()
     const errors = new Map<string, Counter.Internal>()
+    const audioBytes = this.#audioBytes.labels(transport)
+    const audioSeconds = this.#audioSeconds.labels(transport)
+    // At zero from the transport's first stream on, as the stage series are from the start.
+    audioBytes.inc(0)
+    audioSeconds.inc(0)
     return {
-      audioBytes: this.#audioBytes.series({ transport }),
-      audioSeconds: this.#audioSeconds.series({ transport }),
+      audioBytes,
+      audioSeconds,
       opened: (mode) => {
         this.#sessionsStarted.inc({ transport, mode })
         this.#sessionsOpen.inc({ transport, mode })

@@ -4,6 +4,7 @@
 import { context, defaultTextMapGetter, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Span, type Tracer } from '@opentelemetry/api'
 import { W3CTraceContextPropagator } from '@opentelemetry/core'
 import type { AudioFormat } from '../../schemas/audio-format.ts'
+import { ERRORS, type ErrorCode } from '../../schemas/error-codes.ts'
 import type { StreamEvent } from '../../schemas/events.ts'
 import type { StageName, StreamerMetrics, TransportMetrics } from './metrics.ts'
 import { tracingEnabled } from './tracing.ts'
@@ -14,6 +15,7 @@ export interface TelemetryLogger {
   debug: (object: object, message: string) => void
   info: (object: object, message: string) => void
   warn: (object: object, message: string) => void
+  error: (object: object, message: string) => void
 }
 
 export interface SessionInfo {
@@ -141,6 +143,7 @@ export class SessionTelemetry {
   #errors = 0
   #segments = 0
   #closed = false
+  #endedBy: ErrorCode | undefined
   // Absent without tracing, so the core does not even time inferences for it.
   readonly inference: ((audioSeconds: number, startedAt: number, endedAt: number, outcome: string) => void) | undefined
 
@@ -157,7 +160,7 @@ export class SessionTelemetry {
       this.#vad = new StageAggregate()
     }
     this.inference = span === undefined && metrics === undefined ? undefined : this.#inference
-    this.#logFor(null)?.debug({ format: info.format }, 'stream opened')
+    this.#logFor(null)?.info({ channels: info.format.channels, sample_rate: info.format.sample_rate, format: info.format }, 'stream opened')
   }
 
   stage (stage: StageName, audioSeconds: number, wallSeconds: number): void {
@@ -196,7 +199,12 @@ export class SessionTelemetry {
       this.#transport?.error(event.code)
       this.#span?.addEvent('error', { 'streamer.error.code': event.code, 'streamer.channel': event.channel ?? -1 })
       this.#logFor(event.channel)?.warn({ code: event.code, message: event.message }, 'error event sent')
+      if (ERRORS[event.code].ends_stream) this.#endedBy = event.code
     }
+  }
+
+  fault (error: unknown): void {
+    this.#logFor(null)?.error({ err: error }, 'stream fault')
   }
 
   closed (state: 'ended' | 'aborted'): void {
@@ -204,7 +212,10 @@ export class SessionTelemetry {
     this.#closed = true
     this.#transport?.closed(this.#info.mode)
     const seconds = (performance.now() - this.#openedAt) / 1000
-    const summary = { state, audio_seconds: this.#audioSeconds, events: this.#events, segments: this.#segments, errors: this.#errors }
+    // How it ended: `ended` (the stop, every result sent), the code of the error the server ended
+    // it with (shutting_down...), or `client_left`.
+    const outcome = state === 'ended' ? 'ended' : this.#endedBy ?? 'client_left'
+    const summary = { state, outcome, channels: this.#info.format.channels, audio_seconds: this.#audioSeconds, events: this.#events, segments: this.#segments, errors: this.#errors }
     if (this.#span !== undefined && this.#spanContext !== undefined) {
       const tracer = trace.getTracer(TRACER_NAME)
       this.#decode?.end(tracer, this.#spanContext, 'decode')

@@ -5,7 +5,7 @@ import t, { type Test } from 'tap'
 import { chromium, type Browser, type Page } from 'playwright-core'
 import type { StreamEvent } from '../../schemas/events.ts'
 import { loadFixture, type Fixture } from '../helpers/fixtures.ts'
-import { startServer, type TestServer } from '../helpers/server.ts'
+import { startServer } from '../helpers/server.ts'
 import { assertSegmentedMatchesTruth } from '../helpers/speech-assertions.ts'
 
 // A real browser against a real server: a page from another origin (its own port) creates a

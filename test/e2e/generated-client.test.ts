@@ -114,7 +114,7 @@ t.test('generate, type-check and run a client from openapi.yaml', async (t) => {
   const raw = join(dir, 'hello.raw')
   writeFileSync(raw, fixture.pcm)
   const { stdout, stderr } = await run(process.execPath, [join(dir, 'use-client.ts'), server.http, raw, JSON.stringify(fixture.format), '3200'], { cwd: dir, timeout: 60000 })
-  t.match(stderr, /refused 400 unsupported_format: format\.channels 0/, 'a refusal arrives typed, with its code')
+  t.match(stderr, /refused 400 unsupported_format: format\.channels must be an integer from 1 to 8, got 0/, 'a refusal arrives typed, with its code')
   const events = stdout.split('\n').filter((line) => line !== '').map((line) => JSON.parse(line) as StreamEvent)
   assertSegmentedMatchesTruth(t, events, fixture)
   t.ok(events.some((e) => e.type === 'segment' && e.is_final === false), 'interim results arrived')

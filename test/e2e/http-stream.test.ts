@@ -2,7 +2,7 @@ import t from 'tap'
 import type { Test } from 'tap'
 import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import http from 'node:http'
 import http2 from 'node:http2'
 import https from 'node:https'
@@ -505,7 +505,7 @@ t.test('shutdown ends open streams with an error event and does not hang on HTTP
   for (const [what, sse] of [['h2', h2.sse], ['http/1.1', one.sse]] as const) {
     await until(() => sse.ended)
     const last = sse.events.at(-1) as ErrorEvent | undefined
-    t.equal(last?.code, 'not_ready', `${what}: told the server is shutting down`)
+    t.equal(last?.code, 'shutting_down', `${what}: told the server is shutting down`)
     t.ok(sse.ended, `${what}: the stream ended`)
   }
   t.ok(idle.closed || idle.destroyed, 'the idle HTTP/2 session was closed')

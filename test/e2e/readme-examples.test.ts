@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap'
 import { spawn } from 'node:child_process'
-import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -10,10 +10,14 @@ import { startServer } from '../helpers/server.ts'
 import { assertSegmentedMatchesTruth, assertSimpleCoversAudio } from '../helpers/speech-assertions.ts'
 
 // The README's curl examples, run as written against a live server: each ```sh block that
-// follows a `<!-- readme-test: NAME -->` line runs in bash in a folder holding `speech.wav`,
-// with the default address (localhost:8080) replaced by the test server's and, as this machine
-// has no microphone, sox's default input device (`sox -d`) replaced by that file.
+// follows a `<!-- readme-test: NAME -->` line runs in bash in a folder that stands in for the
+// repository's root: its `examples/speech.wav` links to the repository's own file, and the files
+// the examples write land in that temporary folder. The default address (localhost:8080) is
+// replaced by the test server's and, as this machine has no microphone, sox's default input
+// device (`sox -d`) by that file.
 const README = readFileSync(fileURLToPath(new URL('../../README.md', import.meta.url)), 'utf8')
+const SPEECH = 'examples/speech.wav'
+const SPEECH_FILE = fileURLToPath(new URL(`../../${SPEECH}`, import.meta.url))
 const DEFAULT_ADDRESS = 'localhost:8080'
 const MICROPHONE = 'sox -d '
 
@@ -28,12 +32,14 @@ const server = await startServer()
 t.teardown(() => server.close())
 const dir = mkdtempSync(join(tmpdir(), 'streamer-readme-'))
 t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+// examples/speech.wav is scripts/generate-fixtures.sh's copy of this fixture, so its truth holds.
 const fixture = loadFixture('hello_16k_mono')
-copyFileSync(fixture.path, join(dir, 'speech.wav'))
+mkdirSync(join(dir, 'examples'))
+symlinkSync(SPEECH_FILE, join(dir, SPEECH))
 
 function runScript (script: string): Promise<{ code: number | null, stdout: string, stderr: string }> {
   return new Promise((resolve, reject) => {
-    const runnable = script.replaceAll(DEFAULT_ADDRESS, `127.0.0.1:${server.port}`).replaceAll(MICROPHONE, 'sox speech.wav ')
+    const runnable = script.replaceAll(DEFAULT_ADDRESS, `127.0.0.1:${server.port}`).replaceAll(MICROPHONE, `sox ${SPEECH} `)
     const child = spawn('bash', ['-euo', 'pipefail', '-c', runnable], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] })
     let stdout = ''
     let stderr = ''
@@ -68,6 +74,15 @@ const CHECKS: Record<string, (t: Test, stdout: string) => void> = {
     t.match(stdout, /"accepted_seq":\d+/, 'the stop was acknowledged')
   }
 }
+
+t.test('the README\'s example file is the hello fixture, and the examples use it', async (t) => {
+  t.ok(Buffer.from(readFileSync(SPEECH_FILE)).equals(Buffer.from(fixture.wav)), `${SPEECH} is hello_16k_mono.wav`)
+  // Every code block, the CLI's too: they are all meant to run from the repository's root.
+  const blocks = [...README.matchAll(/```\w*\n([\s\S]*?)\n```/g)].map((m) => m[1] as string)
+  const mentions = blocks.join('\n').match(/\S*speech\.wav/g) ?? []
+  t.ok(mentions.length > 0, 'the examples read a speech file')
+  t.same([...new Set(mentions)], [SPEECH], `every example reads ${SPEECH}, a path that exists from the repository's root`)
+})
 
 t.test('every curl example in the README is tested', async (t) => {
   const tagged = examples()

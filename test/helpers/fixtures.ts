@@ -4,8 +4,9 @@ import { join } from 'node:path'
 import type { AudioFormat } from '../../schemas/audio-format.ts'
 import { parseWavHeader } from '../../src/audio/wav-header.ts'
 
-// The shared speech recordings and their true speech regions, per channel.
-export const AUDIO_DIR = fileURLToPath(new URL('../../../shared/audio/', import.meta.url))
+// The speech recordings in the repository and their true speech regions, per channel; made by
+// scripts/generate-fixtures.sh (test/fixtures/audio/README.md).
+export const AUDIO_DIR = fileURLToPath(new URL('../fixtures/audio/', import.meta.url))
 
 export interface Fixture {
   name: string

@@ -30,7 +30,7 @@ export function toS16 (channels: Float32Array[]): Uint8Array {
 }
 
 // Splits bytes into chunks of random sizes (odd ones included) to exercise reassembly.
-export function* randomChunks (bytes: Uint8Array, max = 4096, seed = 1): Generator<Uint8Array> {
+export function * randomChunks (bytes: Uint8Array, max = 4096, seed = 1): Generator<Uint8Array> {
   let state = seed
   let at = 0
   while (at < bytes.length) {

@@ -36,7 +36,7 @@ const allowed: Record<string, string[]> = {
   'src/observability': ['schemas'],
   'src/config.ts': ['schemas'],
   'src/app.ts': ['schemas', 'plugins', 'src/core', 'src/observability', 'src/dual-protocol-server.ts'],
-  'src/server.ts': ['src/app.ts', 'src/config.ts', 'src/observability'],
+  'src/server.ts': ['schemas', 'src/app.ts', 'src/config.ts', 'src/observability'],
   'src/cli': ['schemas', 'src/audio']
 }
 const framework = /^(fastify|@fastify\/|fastify-|ws$)/

@@ -61,7 +61,7 @@ function recordingLogger (): { log: TelemetryLogger, lines: Array<Record<string,
   const lines: Array<Record<string, unknown>> = []
   const make = (bindings: Record<string, unknown>): TelemetryLogger => {
     const write = (level: string) => (object: object, message: string): void => { lines.push({ ...bindings, ...object, level, msg: message }) }
-    return { child: (more) => make({ ...bindings, ...more }), debug: write('debug'), info: write('info'), warn: write('warn') }
+    return { child: (more) => make({ ...bindings, ...more }), debug: write('debug'), info: write('info'), warn: write('warn'), error: write('error') }
   }
   return { log: make({}), lines }
 }
@@ -102,7 +102,24 @@ t.test('session telemetry: sessions, audio, events and errors by transport; log 
   }
   t.match(lines.find((l) => l.code === 'inference_failed'), { channel: 1, level: 'warn' })
   t.match(lines.find((l) => l.code === 'truncated_audio'), { channel: null })
-  t.match(lines.at(-1), { msg: 'stream closed', state: 'ended', errors: 2, channel: null })
+  t.match(lines[0], { msg: 'stream opened', level: 'info', channels: 2, sample_rate: 8000, channel: null })
+  t.match(lines.at(-1), { msg: 'stream closed', level: 'info', state: 'ended', outcome: 'ended', channels: 2, errors: 2, channel: null })
+})
+
+t.test('the closing line says how a stream ended: the server\'s error code, or the client leaving', async (t) => {
+  const { log, lines } = recordingLogger()
+  const telemetry = new StreamTelemetry({ log, tracing: () => false })
+  const format = { channels: 1, sample_rate: 16000, bit_depth: 16, is_float: false }
+  const shut = telemetry.openSession({ id: 'a', transport: 'websocket', mode: 'simple', format, traceparent: undefined })
+  shut.event({ type: 'error', channel: null, code: 'shutting_down', message: 'bye' })
+  shut.closed('aborted')
+  const left = telemetry.openSession({ id: 'b', transport: 'paired', mode: 'simple', format, traceparent: undefined })
+  left.event({ type: 'error', channel: 0, code: 'inference_failed', message: 'one segment' })
+  left.closed('aborted')
+  const closing = lines.filter((l) => l.msg === 'stream closed')
+  t.match(closing, [{ session: 'a', outcome: 'shutting_down' }, { session: 'b', outcome: 'client_left' }])
+  left.fault(new Error('worker crashed'))
+  t.match(lines.at(-1), { msg: 'stream fault', level: 'error', session: 'b' })
 })
 
 t.test('without metrics or tracing the core is not even asked to time inferences', async (t) => {

@@ -1,20 +1,20 @@
 import t from 'tap'
 import { ApiError } from '../../schemas/error-codes.ts'
 import type { EndEvent, StreamEvent } from '../../schemas/events.ts'
+import { PairedAudioQuery } from '../../schemas/paired-session.ts'
+import { compileValidator } from '../../schemas/validation.ts'
+import { ChunkReorderer } from '../../plugins/paired-session/chunk-reorderer.ts'
+import { EventLog, type LoggedEvent } from '../../plugins/paired-session/event-log.ts'
 import {
-  ChunkReorderer,
-  EventLog,
   PairedSession,
   PairedSessions,
   parseLastEventId,
-  parseSeq,
   type CloseReason,
   type EventReader,
-  type LoggedEvent,
   type PairedLimits,
   type PairedSink,
   type Timers
-} from '../../src/core/paired-session.ts'
+} from '../../plugins/paired-session/paired-session.ts'
 
 const LIMITS: PairedLimits = { idle_timeout_ms: 1000, linger_ms: 500, replay_events: 16, reorder_window: 4, reorder_max_bytes: 100, max_readers: 2 }
 
@@ -153,17 +153,20 @@ t.test('EventLog numbers events from 1 and replays from a bounded buffer', async
 
 t.test('parseLastEventId: the header wins over the query; junk is refused naming the field', async (t) => {
   t.equal(parseLastEventId(undefined, undefined), null)
-  t.equal(parseLastEventId('', ''), null)
+  t.equal(parseLastEventId('', undefined), null)
   t.equal(parseLastEventId('12', undefined), 12)
-  t.equal(parseLastEventId(undefined, '5'), 5)
-  t.equal(parseLastEventId('40', '5'), 40, 'EventSource keeps its URL and sends the newest id in the header')
+  t.equal(parseLastEventId(undefined, 5), 5)
+  t.equal(parseLastEventId('40', 5), 40, 'EventSource keeps its URL and sends the newest id in the header')
   t.equal(apiError(() => parseLastEventId('abc', undefined)).field, 'Last-Event-ID')
-  t.equal(apiError(() => parseLastEventId(undefined, '-1')).field, 'last_event_id')
-  t.equal(parseSeq('0'), 0)
-  t.equal(parseSeq('17'), 17)
+})
+
+t.test('the audio route\'s seq: the query schema converts and refuses, naming the field', async (t) => {
+  const seqOf = compileValidator(PairedAudioQuery, { query: true })
+  t.same(seqOf({ seq: '0' }), { seq: 0 })
+  t.same(seqOf({ seq: '17' }), { seq: 17 })
   for (const bad of [undefined, '', '-1', '1.5', 'x', '99999999999999999']) {
-    const error = apiError(() => parseSeq(bad))
-    t.equal(error.field, 'seq', `seq ${String(bad)} refused`)
+    const error = apiError(() => seqOf(bad === undefined ? {} : { seq: bad }))
+    t.equal(error.field, 'seq', `seq ${String(bad)} refused: ${error.message}`)
     t.equal(error.statusCode, 400)
   }
 })

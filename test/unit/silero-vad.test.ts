@@ -12,12 +12,13 @@ import {
   type VadResult,
   type VadTask
 } from '../../src/audio/silero-vad.ts'
+import { AUDIO_DIR } from '../helpers/fixtures.ts'
 import { identityModel } from '../helpers/onnx-model.ts'
 import { VadBatcher, type VadTaskRunner } from '../../src/audio/vad-batcher.ts'
 
 // hello_16k_mono.wav is already 16 kHz mono 16-bit: read it directly, scaled to [-1, 1).
 function helloSpeech (): Float32Array {
-  const wav = new wavefile.WaveFile(readFileSync(new URL('../../../shared/audio/hello_16k_mono.wav', import.meta.url)))
+  const wav = new wavefile.WaveFile(readFileSync(join(AUDIO_DIR, 'hello_16k_mono.wav')))
   const ints = wav.getSamples(false, Int16Array) as unknown as Int16Array
   const whole = Math.floor(ints.length / VAD_FRAME_SAMPLES) * VAD_FRAME_SAMPLES
   return Float32Array.from(ints.subarray(0, whole), x => x / 32768)
@@ -46,6 +47,8 @@ function maxAbsDiff (a: Float32Array, b: Float32Array): number {
 }
 
 const speech = helloSpeech()
+// Its true speech regions in seconds (hello_16k_mono.json), to know where silence and speech are.
+const helloRegions = (JSON.parse(readFileSync(join(AUDIO_DIR, 'hello_16k_mono.json'), 'utf8')) as { speech: Array<[number, number]> }).speech
 
 t.test('SileroVad', async t => {
   const vad = await SileroVad.load()
@@ -62,10 +65,16 @@ t.test('SileroVad', async t => {
     const p = spoken?.probabilities ?? new Float32Array()
     t.equal(p.length, speech.length / VAD_FRAME_SAMPLES)
     t.ok(p.every(x => x >= 0 && x <= 1), 'every probability is in [0, 1]')
-    // The fixture's first 0.8 s are silence and 1.0-3.0 s speech (hello_16k_mono.json).
-    t.ok(Math.max(...p.subarray(0, 20)) < 0.1, 'leading silence (0-0.64 s) is below 0.1')
-    const speechFrames = p.subarray(Math.ceil(1.0 * 16000 / 512), Math.floor(3.0 * 16000 / 512))
-    t.ok(speechFrames.filter(x => x >= 0.5).length > 0.8 * speechFrames.length, 'most of 1.0-3.0 s is speech')
+    // Up to 0.16 s before the first true region is silence; its inside (from 0.2 s after its
+    // start to 0.04 s before its end) is speech.
+    const [start, end] = helloRegions[0] ?? [NaN, NaN]
+    const frameSeconds = VAD_FRAME_SAMPLES / 16000
+    const silentFrames = Math.floor((start - 0.16) / frameSeconds)
+    t.ok(silentFrames >= 10, `${silentFrames} frames of leading silence to check`)
+    t.ok(Math.max(...p.subarray(0, silentFrames)) < 0.1, `leading silence (0-${(silentFrames * frameSeconds).toFixed(2)} s) is below 0.1`)
+    const speechFrames = p.subarray(Math.ceil((start + 0.2) / frameSeconds), Math.floor((end - 0.04) / frameSeconds))
+    t.ok(speechFrames.length > 50, `${speechFrames.length} frames of speech to check`)
+    t.ok(speechFrames.filter(x => x >= 0.5).length > 0.8 * speechFrames.length, `most of ${(start + 0.2).toFixed(2)}-${(end - 0.04).toFixed(2)} s is speech`)
   })
 
   await t.test('context and state are carried: one run equals the same audio in pieces', async t => {

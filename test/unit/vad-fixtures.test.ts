@@ -3,23 +3,21 @@ import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { Piscina } from 'piscina'
 import wavefile from 'wavefile'
 import { SileroVad, VAD_FRAME_SAMPLES, VAD_SAMPLE_RATE } from '../../src/audio/silero-vad.ts'
 import { VadBatcher } from '../../src/audio/vad-batcher.ts'
 import { VadSegmenter, type VadBoundary } from '../../src/audio/vad-segmenter.ts'
+import { AUDIO_DIR as audioDir } from '../helpers/fixtures.ts'
 
-// Every fixture in shared/audio, each channel as its own stream, through the real path: 16 kHz
-// mono audio -> VadBatcher -> vad-worker.ts in Piscina (Node 24 type stripping) -> VadSegmenter.
+// Every fixture in test/fixtures/audio, each channel as its own stream, through the real path:
+// 16 kHz mono audio -> VadBatcher -> vad-worker.ts in Piscina (Node 24 type stripping) -> VadSegmenter.
 // The defaults of schemas/config.ts: threshold 0.5, min_silence_ms 500, speech_pad_ms 30.
 const SETTINGS = { threshold: 0.5, minSilenceMs: 500, speechPadMs: 30 }
 const START_TOLERANCE_S = 0.25
 const END_TOLERANCE_S = 0.35
 // 128 ms per call, like a client sending small chunks; several streams share each worker task.
 const CHUNK_FRAMES = 4
-
-const audioDir = fileURLToPath(new URL('../../../shared/audio/', import.meta.url))
 
 interface Fixture { sample_rate: number, channels: number, speech?: Array<[number, number]>, speech_by_channel?: Array<Array<[number, number]>> }
 

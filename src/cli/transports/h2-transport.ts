@@ -1,4 +1,4 @@
-import { connect, constants, type ClientHttp2Stream } from 'node:http2'
+import { connect, constants } from 'node:http2'
 import type { EndEvent } from '../../../schemas/events.ts'
 import { CliError, unreachable } from '../cli-error.ts'
 import { createSseFeed } from '../sse-events.ts'
@@ -24,9 +24,16 @@ export async function h2Transport (request: StreamRequest): Promise<EndEvent> {
 
   const session = connect(url.origin, { rejectUnauthorized: !request.insecure })
   let connected = false
-  let stream: ClientHttp2Stream | undefined
+  // Requested before the listeners below are added: http2 queues it until the session connects,
+  // and every event (connect, error, response) is emitted on a later tick.
+  const upload = session.request({
+    [HTTP2_HEADER_METHOD]: 'POST',
+    [HTTP2_HEADER_PATH]: `${url.pathname}?${query}`,
+    [HTTP2_HEADER_CONTENT_TYPE]: 'application/octet-stream',
+    accept: 'text/event-stream'
+  })
   const finish = (): void => {
-    stream?.close(constants.NGHTTP2_CANCEL)
+    upload.close(constants.NGHTTP2_CANCEL)
     session.close()
     // A session that still has the refused stream open would keep the process alive.
     setTimeout(() => { session.destroy() }, 1000).unref()
@@ -37,13 +44,6 @@ export async function h2Transport (request: StreamRequest): Promise<EndEvent> {
     outcome.fail(connected ? new CliError(`HTTP/2 connection error: ${error.message}`) : unreachable(url.origin, error))
   })
 
-  stream = session.request({
-    [HTTP2_HEADER_METHOD]: 'POST',
-    [HTTP2_HEADER_PATH]: `${url.pathname}?${query}`,
-    [HTTP2_HEADER_CONTENT_TYPE]: 'application/octet-stream',
-    accept: 'text/event-stream'
-  })
-  const upload = stream
   upload.on('error', (error) => {
     outcome.fail(connected ? new CliError(`The HTTP/2 stream failed: ${error.message}`) : unreachable(url.origin, error))
   })

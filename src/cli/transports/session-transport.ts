@@ -23,7 +23,8 @@ export async function sessionTransport (request: StreamRequest): Promise<EndEven
     try {
       return await fetch(url, { method: 'POST', body, headers: { 'content-type': contentType }, signal: abort.signal })
     } catch (error) {
-      if (abort.signal.aborted) throw abort.signal.reason as Error
+      // Aborted on purpose (the stream failed or ended): rethrow that reason, not a network error.
+      abort.signal.throwIfAborted()
       throw unreachable(url.origin, error)
     }
   }

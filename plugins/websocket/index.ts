@@ -1,16 +1,15 @@
 import type { FastifyInstance, FastifyBaseLogger } from 'fastify'
 import websocket from '@fastify/websocket'
 import type { WebSocket, RawData } from 'ws'
-import { ApiError } from '../schemas/error-codes.ts'
-import type { StreamEvent } from '../schemas/events.ts'
-import type { Mode } from '../schemas/messages.ts'
-import type { SessionEntry } from '../src/core/session-registry.ts'
-import { parseClientMessage } from '../src/core/start-request.ts'
+import { ApiError, closeCodeOf } from '../../schemas/error-codes.ts'
+import type { StreamEvent } from '../../schemas/events.ts'
+import type { Mode } from '../../schemas/messages.ts'
+import type { Stream } from '../../src/core/stream.ts'
 
-// RFC 6455 close codes this transport uses.
+// RFC 6455 close codes this transport uses itself; errors carry theirs in the catalogue.
 const CLOSE_NORMAL = 1000
-const CLOSE_GOING_AWAY = 1001
 const CLOSE_SERVER_ERROR = 1011
+const CLOSE_GOING_AWAY = 1001
 
 // The WebSocket transport: text frames carry control messages and events, binary frames carry
 // audio. Frames over the configured size are refused by ws itself with close code 1009.
@@ -18,7 +17,8 @@ export default async function websocketTransport (app: FastifyInstance): Promise
   const connections = new Set<WebSocket>()
   await app.register(websocket, {
     options: { maxPayload: app.streamer.config.limits.max_frame_bytes },
-    // Shutdown: open streams are aborted by the core; clients are told we are going away.
+    // Shutdown: the core ends the streams (each closes its socket); sockets with no stream
+    // running are closed here.
     preClose: async () => {
       for (const socket of connections) socket.close(CLOSE_GOING_AWAY, 'Server shutting down')
     }
@@ -33,27 +33,26 @@ export default async function websocketTransport (app: FastifyInstance): Promise
   }
 }
 
+// A close reason is at most 123 bytes (RFC 6455 5.5).
+const closeReason = (text: string): string => Buffer.from(text).subarray(0, 123).toString()
+
 function serveConnection (app: FastifyInstance, socket: WebSocket, mode: Mode, log: FastifyBaseLogger): void {
   const streamer = app.streamer
-  const maxChannels = streamer.config.limits.max_channels
-  let current: SessionEntry | null = null
+  let current: Stream | null = null
   let discardedBytes = 0
   // Messages are handled strictly in arrival order: audio after a new start must reach the new
-  // session, which exists only once the previous stream has sent its `end`.
+  // stream, which exists only once the previous one has sent its `end`.
   let queue: Promise<void> = Promise.resolve()
 
   const send = (event: StreamEvent): void => {
     if (socket.readyState === socket.OPEN) socket.send(JSON.stringify(event))
   }
-  const sendError = (error: ApiError): void => {
-    send({ type: 'error', channel: null, code: error.code, message: error.message })
-  }
 
   const finishCurrent = async (): Promise<void> => {
-    const entry = current
-    if (entry === null) return
-    await entry.session.finish()
-    if (current === entry) current = null
+    const stream = current
+    if (stream === null) return
+    await stream.finish()
+    if (current === stream) current = null
   }
 
   const handle = async (data: RawData, isBinary: boolean): Promise<void> => {
@@ -61,14 +60,14 @@ function serveConnection (app: FastifyInstance, socket: WebSocket, mode: Mode, l
       const bytes = toBytes(data)
       if (current === null) {
         // Told once per gap, not once per frame; the count shows how much was dropped.
-        if (discardedBytes === 0) sendError(new ApiError('audio_before_start', 'Audio arrived before a start message and is discarded until {"request":"start","format":{...}} is sent'))
+        if (discardedBytes === 0) send(new ApiError('audio_before_start', 'Audio arrived before a start message and is discarded until {"request":"start","format":{...}} is sent').toEvent())
         discardedBytes += bytes.length
         return
       }
-      current.session.pushAudio(bytes)
+      current.pushAudio(bytes)
       return
     }
-    const message = parseClientMessage(data.toString(), maxChannels)
+    const message = streamer.startParser.parseClientMessage(data.toString())
     if (message.request === 'stop') {
       if (current === null) throw new ApiError('stop_without_start', 'stop received with no stream running: send {"request":"start",...} first')
       await finishCurrent()
@@ -79,30 +78,30 @@ function serveConnection (app: FastifyInstance, socket: WebSocket, mode: Mode, l
     await finishCurrent()
     if (socket.readyState !== socket.OPEN) return
     discardedBytes = 0
-    const entry = streamer.openSession({
+    current = streamer.openStream({
       transport: 'websocket',
       mode,
       start: message.start,
-      emit: send,
-      onFault: (error) => { log.error({ err: error }, 'stream fault') }
+      sink: {
+        send,
+        close: (error) => { socket.close(closeCodeOf(error.code) ?? CLOSE_SERVER_ERROR, closeReason(error.message)) }
+      }
     })
-    current = entry
-    log.info({ session: entry.id, mode, format: message.start.format }, 'stream started')
   }
 
   socket.on('message', (data, isBinary) => {
     queue = queue.then(() => handle(data, isBinary)).catch((error: unknown) => {
       if (error instanceof ApiError) {
-        sendError(error)
+        send(error.toEvent())
         return
       }
       log.error({ err: error }, 'websocket handler failed')
-      send({ type: 'error', channel: null, code: 'internal', message: 'Internal server error' })
+      send(new ApiError('internal', 'Internal server error').toEvent())
       socket.close(CLOSE_SERVER_ERROR, 'Internal server error')
     })
   })
-  // A client that goes away mid-stream frees its session at once.
-  socket.on('close', () => { current?.session.abort() })
+  // A client that goes away mid-stream frees its stream at once.
+  socket.on('close', () => { current?.abort() })
   socket.on('error', (error) => { log.warn({ err: error }, 'websocket error') })
 }
 

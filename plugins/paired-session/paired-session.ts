@@ -1,10 +1,12 @@
 import { ApiError } from '../../schemas/error-codes.ts'
 import type { StreamEvent } from '../../schemas/events.ts'
+import { ChunkReorderer } from './chunk-reorderer.ts'
+import { EventLog, type LoggedEvent } from './event-log.ts'
 
 // A paired session is one stream fed by separate HTTP requests: audio chunks POSTed by `seq`,
 // events read through one or more EventSource connections that may drop and resume. This file
 // is the transport-free part: putting chunks back in order, numbering events and keeping a
-// bounded replay buffer, idle expiry and the lifecycle. plugins/paired-session-transport.ts
+// bounded replay buffer, idle expiry and the lifecycle. index.ts
 // maps it onto routes; the tests drive it with no server at all.
 
 export interface PairedLimits {
@@ -16,139 +18,15 @@ export interface PairedLimits {
   max_readers: number
 }
 
-// ---------------------------------------------------------------------------------------------
-// Chunk ordering
-
-export type OfferOutcome =
-  | { status: 'applied', ready: Uint8Array[] } // `ready`: the chunk and any held ones it unblocked, in seq order
-  | { status: 'held' } // waiting for an earlier seq
-  | { status: 'duplicate' } // already applied or already held: a retry, ignored
-
-// Puts chunks back in `seq` order. A chunk past a gap is held until the gap fills, but only
-// within `window` chunks of the highest contiguous seq and `maxBytes` of held audio: a client
-// that lost a chunk for good must not make the server hoard its audio.
-export class ChunkReorderer {
-  readonly #window: number
-  readonly #maxBytes: number
-  readonly #held = new Map<number, Uint8Array>()
-  #heldBytes = 0
-  #accepted = -1 // highest seq such that every seq <= it was applied; -1 before the first
-
-  constructor (options: { window: number, maxBytes: number }) {
-    this.#window = options.window
-    this.#maxBytes = options.maxBytes
-  }
-
-  get acceptedSeq (): number { return this.#accepted }
-  get heldBytes (): number { return this.#heldBytes }
-  get heldSeqs (): number[] { return [...this.#held.keys()].sort((a, b) => a - b) }
-
-  // Throws ApiError 409 when the chunk is too far ahead or would overflow the held bytes.
-  offer (seq: number, bytes: Uint8Array): OfferOutcome {
-    if (seq <= this.#accepted || this.#held.has(seq)) return { status: 'duplicate' }
-    if (seq === this.#accepted + 1) {
-      const ready = [bytes]
-      this.#accepted = seq
-      let next = this.#held.get(this.#accepted + 1)
-      while (next !== undefined) {
-        this.#held.delete(this.#accepted + 1)
-        this.#heldBytes -= next.length
-        ready.push(next)
-        this.#accepted++
-        next = this.#held.get(this.#accepted + 1)
-      }
-      return { status: 'applied', ready }
-    }
-    const missing = this.#accepted + 1
-    const limit = this.#accepted + this.#window
-    if (seq > limit) {
-      throw new ApiError('conflict', `seq ${seq} is too far ahead: chunks up to seq ${this.#accepted} are applied and at most ${this.#window} chunks past that are held (seq ${missing} to ${limit}); send seq ${missing} first`, { statusCode: 409, field: 'seq' })
-    }
-    if (this.#heldBytes + bytes.length > this.#maxBytes) {
-      throw new ApiError('conflict', `Holding seq ${seq} would keep more than ${this.#maxBytes} bytes waiting for seq ${missing}; send seq ${missing} first`, { statusCode: 409, field: 'seq' })
-    }
-    this.#held.set(seq, bytes)
-    this.#heldBytes += bytes.length
-    return { status: 'held' }
-  }
-
-  // Drops whatever waits behind a gap (the stream is ending); returns the seqs dropped.
-  discardHeld (): number[] {
-    const seqs = this.heldSeqs
-    this.#held.clear()
-    this.#heldBytes = 0
-    return seqs
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Event numbering and replay
-
-export interface LoggedEvent {
-  id: number // 1, 2, 3... in emission order; what SSE sends as `id:`
-  event: StreamEvent
-}
-
-export interface Replay {
-  events: LoggedEvent[]
-  // Ids the client asked for that fell out of the buffer: [first, last] inclusive, or null.
-  lost: [number, number] | null
-}
-
-// The events of one session with ids, keeping the last `capacity` for Last-Event-ID replay
-// (a ring buffer: a long session costs a bounded amount of memory).
-export class EventLog {
-  readonly #capacity: number
-  readonly #ring: Array<LoggedEvent | undefined>
-  #lastId = 0
-
-  constructor (capacity: number) {
-    this.#capacity = capacity
-    this.#ring = new Array<LoggedEvent | undefined>(capacity)
-  }
-
-  get lastId (): number { return this.#lastId }
-  // The oldest id still held; lastId + 1 when nothing was logged yet.
-  get firstKeptId (): number { return Math.max(1, this.#lastId - this.#capacity + 1) }
-
-  append (event: StreamEvent): LoggedEvent {
-    const logged = { id: ++this.#lastId, event }
-    this.#ring[logged.id % this.#capacity] = logged
-    return logged
-  }
-
-  // Everything after `afterId` (0: from the start) that is still held.
-  since (afterId: number): Replay {
-    const first = this.firstKeptId
-    const from = Math.max(afterId + 1, first)
-    const events: LoggedEvent[] = []
-    for (let id = from; id <= this.#lastId; id++) events.push(this.#ring[id % this.#capacity] as LoggedEvent)
-    return { events, lost: afterId + 1 < first ? [afterId + 1, first - 1] : null }
-  }
-}
-
-// `Last-Event-ID` as EventSource sends it on a reconnect, or `?last_event_id=` for clients that
-// cannot set headers. The header wins: EventSource keeps the URL it was opened with (query
-// included) and puts the newest id in the header.
-export function parseLastEventId (header: string | undefined, query: string | undefined): number | null {
-  const [raw, field] = header !== undefined && header !== '' ? [header, 'Last-Event-ID'] : [query, 'last_event_id']
-  if (raw === undefined || raw === '') return null
-  const id = /^\d{1,15}$/.test(raw.trim()) ? Number(raw.trim()) : Number.NaN
-  if (!Number.isSafeInteger(id)) throw new ApiError('invalid_message', `${field} must be the id of an event this session sent (a non-negative integer), got "${raw.slice(0, 40)}"`, { field })
+// `Last-Event-ID` as EventSource sends it on a reconnect, or `?last_event_id=` (validated by the
+// route's schema) for clients that cannot set headers. The header wins: EventSource keeps the URL
+// it was opened with (query included) and puts the newest id in the header.
+export function parseLastEventId (header: string | undefined, query: number | undefined): number | null {
+  if (header === undefined || header === '') return query ?? null
+  const id = /^\d{1,15}$/.test(header.trim()) ? Number(header.trim()) : Number.NaN
+  if (!Number.isSafeInteger(id)) throw new ApiError('invalid_message', `Last-Event-ID must be the id of an event this session sent (a non-negative integer), got "${header.slice(0, 40)}"`, { field: 'Last-Event-ID' })
   return id
 }
-
-// `?seq=` of an audio POST: 0 for the first chunk, then 1, 2...
-export function parseSeq (raw: unknown): number {
-  const seq = typeof raw === 'string' && /^\d{1,15}$/.test(raw) ? Number(raw) : Number.NaN
-  if (!Number.isSafeInteger(seq)) {
-    throw new ApiError('invalid_message', `seq must be a non-negative integer query parameter (0 for the first chunk, then 1, 2, ...), got ${raw === undefined ? 'nothing' : `"${String(raw).slice(0, 40)}"`}`, { field: 'seq' })
-  }
-  return seq
-}
-
-// ---------------------------------------------------------------------------------------------
-// One paired session
 
 // The session core's side, as the paired session needs it (Session satisfies it).
 export interface PairedSink {
@@ -256,14 +134,14 @@ export class PairedSession {
   // One audio POST. Retries of applied or held chunks are acknowledged and ignored, even after
   // stop, so a client can always retry safely.
   pushChunk (seq: number, bytes: Uint8Array): AudioAck {
-    if (this.#state === 'closed') throw new ApiError('not_found', 'No such session', { statusCode: 404 })
+    if (this.#state === 'closed') throw new ApiError('not_found', 'No such session')
     const ack = (extra: Partial<AudioAck> = {}): AudioAck => {
       const buffered = this.#chunks.heldSeqs
       return { accepted_seq: this.#chunks.acceptedSeq, ...(buffered.length > 0 ? { buffered } : {}), ...extra }
     }
     if (this.#state !== 'open') {
       if (seq <= this.#chunks.acceptedSeq) return ack({ duplicate: true })
-      throw new ApiError('conflict', `The session was stopped after seq ${this.#chunks.acceptedSeq}; it accepts no more audio`, { statusCode: 409, field: 'seq' })
+      throw new ApiError('conflict', `The session was stopped after seq ${this.#chunks.acceptedSeq}; it accepts no more audio`, { field: 'seq' })
     }
     const sink = this.#requireSink()
     const outcome = this.#chunks.offer(seq, bytes)
@@ -277,7 +155,7 @@ export class PairedSession {
   // and are dropped (reported in the answer and as an error event, never silently). The core
   // then finalises open speech, sends every result, then `end`. Idempotent.
   stop (): StopAck {
-    if (this.#state === 'closed') throw new ApiError('not_found', 'No such session', { statusCode: 404 })
+    if (this.#state === 'closed') throw new ApiError('not_found', 'No such session')
     if (this.#state !== 'open') return { accepted_seq: this.#chunks.acceptedSeq }
     const discarded = this.#beginFinish()
     return { accepted_seq: this.#chunks.acceptedSeq, ...(discarded.length > 0 ? { discarded } : {}) }
@@ -289,14 +167,14 @@ export class PairedSession {
   // `open()` is called to start the response, the missed events are replayed into it at once,
   // and live events follow; on an ended session the reader is closed after the replay.
   openReader (lastEventId: number | null, open: () => EventReader): ReaderHandle | null {
-    if (this.#state === 'closed') throw new ApiError('not_found', 'No such session', { statusCode: 404 })
+    if (this.#state === 'closed') throw new ApiError('not_found', 'No such session')
     const after = lastEventId ?? 0
     if (after > this.log.lastId) {
       throw new ApiError('invalid_message', `Last-Event-ID ${after} is ahead of this session's last event (${this.log.lastId}); resume with an id this session sent`, { field: 'Last-Event-ID' })
     }
     if (this.#state === 'ended' && after >= this.log.lastId) return null
     if (this.#state !== 'ended' && this.#readers.size >= this.#limits.max_readers) {
-      throw new ApiError('conflict', `This session already has ${this.#readers.size} events readers (the limit); close one first`, { statusCode: 409 })
+      throw new ApiError('conflict', `This session already has ${this.#readers.size} events readers (the limit); close one first`)
     }
     const replay = this.log.since(after)
     const reader = open()
@@ -409,7 +287,7 @@ export class PairedSessions {
   // Unknown, expired and lingered-out ids alike: 404.
   get (id: string): PairedSession {
     const session = this.#sessions.get(id)
-    if (session === undefined) throw new ApiError('not_found', 'No such session: the id is unknown, the session expired, or it ended and is no longer kept', { statusCode: 404 })
+    if (session === undefined) throw new ApiError('not_found', 'No such session: the id is unknown, the session expired, or it ended and is no longer kept')
     return session
   }
 

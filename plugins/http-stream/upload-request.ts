@@ -1,0 +1,74 @@
+import type { FastifyRequest } from 'fastify'
+import { Type, type Static } from '@sinclair/typebox'
+import { FormatFields, type AudioFormat } from '../../schemas/audio-format.ts'
+import { ApiError } from '../../schemas/error-codes.ts'
+import { StreamOptionFields } from '../../schemas/messages.ts'
+import { isTraceparent } from '../../src/core/start-request.ts'
+import { tooLarge } from './body-reader.ts'
+
+// What an upload request declares before its body: the content type (raw PCM or WAV), the
+// declared length, and the query, which is the start message's fields flattened.
+
+export const WAV_TYPES = ['audio/wav', 'audio/wave', 'audio/x-wav', 'audio/vnd.wave']
+export const RAW_TYPES = ['application/octet-stream']
+
+export type BodyKind = 'raw' | 'wav'
+
+const FORMAT_PARAMS = ['sample_rate', 'channels', 'bit_depth', 'is_float', 'encoding'] as const
+
+/**
+ * The upload's query: the format fields (all optional: a WAV body declares them itself) and the
+ * stream options. No defaults here: a parameter that was not given must stay absent, so a WAV
+ * header is not contradicted by a default.
+ */
+export function uploadQuerySchema (maxChannels: number) {
+  return Type.Object({
+    sample_rate: Type.Optional(FormatFields.sample_rate),
+    channels: Type.Optional(Type.Integer({ ...FormatFields.channels, maximum: maxChannels })),
+    bit_depth: Type.Optional(FormatFields.bit_depth),
+    is_float: Type.Optional(Type.Boolean({ description: FormatFields.is_float.description, 'x-error-code': 'unsupported_format' })),
+    encoding: Type.Optional(FormatFields.encoding),
+    interim_results: Type.Optional(Type.Boolean({ description: StreamOptionFields.interim_results.description })),
+    trace_id: StreamOptionFields.trace_id
+  }, { additionalProperties: false, $id: 'UploadQuery' })
+}
+export type UploadQuery = Static<ReturnType<typeof uploadQuerySchema>>
+
+/** The body's kind from Content-Type (none: raw bytes, RFC 9110 8.3), or a 415 naming what is accepted. */
+export function bodyKindOf (request: FastifyRequest): BodyKind {
+  const type = (request.headers['content-type'] ?? 'application/octet-stream').split(';')[0]?.trim().toLowerCase() ?? ''
+  if (WAV_TYPES.includes(type)) return 'wav'
+  if (RAW_TYPES.includes(type)) return 'raw'
+  throw new ApiError('unsupported_media_type', `Content-Type '${type}' is not accepted: send raw PCM as ${RAW_TYPES.join(', ')} (format in the query) or a WAV file as ${WAV_TYPES.join(', ')}`, { field: 'content-type' })
+}
+
+/** A declared length over the limit is refused before any body byte is read. */
+export function checkDeclaredLength (request: FastifyRequest, maxUploadBytes: number): void {
+  const length = request.headers['content-length']
+  if (length !== undefined && Number(length) > maxUploadBytes) throw tooLarge(maxUploadBytes, 'content-length')
+}
+
+/**
+ * The start request as the WebSocket's start message would carry it. For a WAV body the header
+ * is the format, and a query format field that contradicts it is refused.
+ */
+export function startBody (request: FastifyRequest<{ Querystring: UploadQuery }>, wavFormat: AudioFormat | null): Record<string, unknown> {
+  const query = request.query
+  let format: Record<string, unknown> = {}
+  for (const name of FORMAT_PARAMS) if (query[name] !== undefined) format[name] = query[name]
+  if (wavFormat !== null) {
+    const declared: Record<string, unknown> = { ...wavFormat, encoding: wavFormat.encoding ?? 'pcm' }
+    for (const [name, value] of Object.entries(format)) {
+      if (declared[name] !== value) {
+        throw new ApiError('unsupported_format', `Query parameter ${name}=${String(value)} contradicts the WAV header (${name} ${String(declared[name])}); leave it out for WAV bodies`, { field: name })
+      }
+    }
+    format = { ...wavFormat }
+  }
+  const body: Record<string, unknown> = { format }
+  if (query.interim_results !== undefined) body.interim_results = query.interim_results
+  const header = request.headers.traceparent
+  const traceId = query.trace_id ?? (isTraceparent(header) ? header : undefined)
+  if (traceId !== undefined) body.trace_id = traceId
+  return body
+}

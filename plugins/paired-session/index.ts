@@ -1,0 +1,161 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import cors from '@fastify/cors'
+import { Type } from '@sinclair/typebox'
+import { ApiError, ErrorResponse } from '../../schemas/error-codes.ts'
+import { Mode } from '../../schemas/messages.ts'
+import {
+  PairedAudioAck,
+  PairedAudioQuery,
+  PairedEventsQuery,
+  PairedSessionCreated,
+  PairedSessionParams,
+  PairedStopAck
+} from '../../schemas/paired-session.ts'
+import { SessionRegistry } from '../../src/core/session-registry.ts'
+import { openEventStream, type EventStream } from '../event-stream.ts'
+import { PairedSessions, parseLastEventId, type EventReader } from './paired-session.ts'
+
+export const PAIRED_PREFIX = '/api/v1/sessions'
+
+// The paired-session transport: for browsers (fetch + EventSource) and for clients that cannot
+// stream a request body or sit behind proxies that break WebSockets.
+//
+//   POST /api/v1/sessions                 start message + "mode" -> 201 {id, events_url, audio_url, stop_url, expires_in}
+//   GET  /api/v1/sessions/{id}/events     SSE; every event has an id; Last-Event-ID resumes
+//   POST /api/v1/sessions/{id}/audio?seq=N   raw PCM chunk -> 200 applied / 202 held for a gap
+//   POST /api/v1/sessions/{id}/stop       -> 202; final results, then `end`, on the events stream
+//
+// Everything here is encapsulated (no fastify-plugin): the CORS policy and the body parsers
+// apply to these routes only.
+export default async function pairedSessionTransport (app: FastifyInstance): Promise<void> {
+  await app.register(routes, { prefix: PAIRED_PREFIX })
+}
+
+const ERROR_RESPONSES = { '4xx': ErrorResponse, '5xx': ErrorResponse }
+
+const mediaType = (header: string | undefined): string | undefined => header?.split(';')[0]?.trim().toLowerCase()
+
+function lastHeader (value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value.at(-1) : value
+}
+
+// Refused before the body is read, naming what is accepted.
+function requireMediaType (accepted: string[], what: string) {
+  return async (request: FastifyRequest): Promise<void> => {
+    const type = mediaType(request.headers['content-type'])
+    if (type !== undefined && !accepted.includes(type)) {
+      throw new ApiError('unsupported_media_type', `Send ${what} with Content-Type: ${accepted.join(' or ')}${accepted.includes('application/octet-stream') ? ' (or no Content-Type)' : ''}, not ${type}`, { field: 'content-type' })
+    }
+  }
+}
+
+async function routes (app: FastifyInstance): Promise<void> {
+  const streamer = app.streamer
+  const config = streamer.config.paired
+  const maxFrameBytes = streamer.config.limits.max_frame_bytes
+  const sessions = new PairedSessions({ limits: config })
+  // The create body: the start message's fields (with this server's channel limit) plus the mode.
+  const createBody = Type.Composite([
+    Type.Object({
+      request: Type.Optional(Type.Literal('start', { description: 'Optional, so a WebSocket start message can be sent as it is' })),
+      mode: Mode
+    }),
+    streamer.startParser.schema
+  ], { $id: 'PairedSessionCreate', additionalProperties: false, description: 'A start message plus the mode' })
+
+  // Ids are the only credential, so no cookies: credentials stay off and nothing is exposed.
+  // Last-Event-ID is listed because EventSource sets it on a reconnect.
+  await app.register(cors, {
+    origin: config.cors_origins.includes('*') ? '*' : config.cors_origins,
+    methods: ['GET', 'HEAD', 'POST'],
+    allowedHeaders: ['Content-Type', 'Last-Event-ID'],
+    credentials: false,
+    maxAge: 600
+  })
+
+  // JSON may come as text/plain: a page can send it that way to skip the CORS preflight.
+  app.addContentTypeParser('text/plain', { parseAs: 'string' }, app.getDefaultJsonParser('error', 'error'))
+  // Audio chunks: raw bytes, buffered up to one frame's limit. `*` also catches a body with no
+  // Content-Type, which is what fetch sends for a Uint8Array body: the request stays a CORS
+  // "simple request", so a browser does not send a preflight before every chunk.
+  const parseRaw = (_request: FastifyRequest, body: Buffer, done: (error: Error | null, body?: Buffer) => void): void => { done(null, body) }
+  app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer', bodyLimit: maxFrameBytes }, parseRaw)
+  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: maxFrameBytes }, parseRaw)
+
+  app.post<{ Body: { mode: Mode } & Parameters<typeof streamer.startParser.fromValidated>[0] }>('/', {
+    schema: { body: createBody, response: { 201: PairedSessionCreated, ...ERROR_RESPONSES } },
+    onRequest: requireMediaType(['application/json', 'text/plain'], 'the start request as JSON')
+  }, async (request, reply) => {
+    const { mode, format, interim_results: interimResults, trace_id: traceId } = request.body
+    const start = streamer.startParser.fromValidated({ format, interim_results: interimResults, trace_id: traceId })
+    streamer.admit()
+    const id = SessionRegistry.newId()
+    const paired = sessions.create(id)
+    const stream = streamer.openStream({
+      transport: 'paired',
+      mode,
+      start,
+      id,
+      sink: {
+        send: (event) => { paired.record(event) },
+        // The server ended the stream (shutdown): its error event reached the readers; they are
+        // closed and the id forgotten.
+        close: () => { paired.abort() }
+      }
+    })
+    paired.attach(stream)
+    const base = `${PAIRED_PREFIX}/${id}`
+    return reply.code(201).send({
+      id,
+      events_url: `${base}/events`,
+      audio_url: `${base}/audio`,
+      stop_url: `${base}/stop`,
+      expires_in: config.idle_timeout_ms / 1000
+    })
+  })
+
+  app.get<{ Params: PairedSessionParams, Querystring: PairedEventsQuery }>('/:id/events', {
+    schema: { params: PairedSessionParams, querystring: PairedEventsQuery, response: ERROR_RESPONSES },
+    // A HEAD would open (and count as) a reader; EventSource never sends one.
+    exposeHeadRoute: false
+  }, (request, reply) => {
+    const paired = sessions.get(request.params.id)
+    const lastId = parseLastEventId(lastHeader(request.headers['last-event-id']), request.query.last_event_id)
+    let stream: EventStream | undefined
+    const handle = paired.openReader(lastId, (): EventReader => {
+      const opened = openEventStream(request, reply)
+      stream = opened
+      return {
+        send: (logged) => { opened.send(logged.event, logged.id) },
+        close: () => { opened.end() }
+      }
+    })
+    if (handle === null || stream === undefined) {
+      // The reader has everything up to `end`: 204 makes EventSource stop reconnecting.
+      return reply.code(204).send()
+    }
+    void stream.done.then(() => { handle.detach() })
+    return reply
+  })
+
+  app.post<{ Params: PairedSessionParams, Querystring: PairedAudioQuery, Body: Buffer | undefined }>('/:id/audio', {
+    schema: { params: PairedSessionParams, querystring: PairedAudioQuery, response: { 200: PairedAudioAck, 202: PairedAudioAck, ...ERROR_RESPONSES } },
+    bodyLimit: maxFrameBytes,
+    config: { quietRequestLog: true },
+    onRequest: requireMediaType(['application/octet-stream'], 'audio chunks as raw PCM')
+  }, async (request, reply) => {
+    const paired = sessions.get(request.params.id)
+    const seq = request.query.seq
+    const bytes = request.body instanceof Uint8Array ? request.body : new Uint8Array(0)
+    const ack = paired.pushChunk(seq, bytes)
+    // 202: held, not yet applied (an earlier seq is missing).
+    return reply.code(ack.buffered?.includes(seq) === true && ack.duplicate !== true ? 202 : 200).send(ack)
+  })
+
+  app.post<{ Params: PairedSessionParams }>('/:id/stop', {
+    schema: { params: PairedSessionParams, response: { 202: PairedStopAck, ...ERROR_RESPONSES } }
+  }, async (request, reply) => {
+    const ack = sessions.get(request.params.id).stop()
+    return reply.code(202).send(ack)
+  })
+}

@@ -1,0 +1,58 @@
+import { VadBatcher, type VadResult, type VadStream, type VadTask } from '../audio/vad-batcher.ts'
+import { TaskPool } from '../inference/task-pool.ts'
+
+export interface VadPoolOptions {
+  threads: number
+  /** A VAD thread crashed while idle (the pool replaces it). Default: a process warning. */
+  onWorkerError?: (error: unknown) => void
+}
+
+/**
+ * The Silero VAD behind every stream: worker threads (src/audio/vad-worker.ts) fed by one
+ * cross-stream batcher, so concurrent streams share ONNX runs. The VAD counterpart of ModelPool.
+ */
+export class VadPool {
+  readonly #tasks: TaskPool<VadTask, VadResult>
+  readonly #batcher: VadBatcher
+  #crashes = 0
+
+  constructor (options: VadPoolOptions) {
+    const report = options.onWorkerError ??
+      ((error: unknown) => { process.emitWarning(`vad worker error: ${String(error)}`) })
+    this.#tasks = new TaskPool<VadTask, VadResult>(new URL('../audio/vad-worker.ts', import.meta.url), {
+      threads: options.threads,
+      name: 'vad',
+      onWorkerError: (error) => {
+        this.#crashes++
+        report(error)
+      }
+    })
+    this.#batcher = new VadBatcher((task, transfer) => this.#tasks.run(task, transfer))
+  }
+
+  /** A VAD stream for one channel of one session. */
+  createStream (): VadStream {
+    return this.#batcher.createStream()
+  }
+
+  /**
+   * Proves a thread can load the model: a worker whose model fails to load rejects its tasks, so
+   * one silent frame at start-up turns that into a start-up error instead of a broken first stream.
+   */
+  async check (): Promise<void> {
+    await this.#batcher.createStream().process(new Float32Array(512))
+  }
+
+  /** VAD batches waiting for a VAD thread. */
+  get queueSize (): number { return this.#tasks.queueSize }
+
+  /**
+   * VAD threads that crashed while idle; a crash during a VAD task reaches its stream as an
+   * `internal` error event instead.
+   */
+  get crashes (): number { return this.#crashes }
+
+  async close (): Promise<void> {
+    await this.#tasks.close()
+  }
+}
