@@ -3,6 +3,7 @@ import { Type, type Static } from '@sinclair/typebox'
 import { FormatFields, type AudioFormat } from '../../schemas/audio-format.ts'
 import { ApiError } from '../../schemas/error-codes.ts'
 import { StreamOptionFields } from '../../schemas/messages.ts'
+import { ERROR_CODE_KEYWORD } from '../../schemas/validation.ts'
 import { isTraceparent } from '../../src/core/start-request.ts'
 import { tooLarge } from './body-reader.ts'
 
@@ -26,7 +27,7 @@ export function uploadQuerySchema (maxChannels: number) {
     sample_rate: Type.Optional(FormatFields.sample_rate),
     channels: Type.Optional(Type.Integer({ ...FormatFields.channels, maximum: maxChannels })),
     bit_depth: Type.Optional(FormatFields.bit_depth),
-    is_float: Type.Optional(Type.Boolean({ description: FormatFields.is_float.description, 'x-error-code': 'unsupported_format' })),
+    is_float: Type.Optional(Type.Boolean({ description: FormatFields.is_float.description, [ERROR_CODE_KEYWORD]: 'unsupported_format' })),
     encoding: Type.Optional(FormatFields.encoding),
     interim_results: Type.Optional(Type.Boolean({ description: StreamOptionFields.interim_results.description })),
     trace_id: StreamOptionFields.trace_id

@@ -28,7 +28,7 @@ export function parseLastEventId (header: string | undefined, query: number | un
   return id
 }
 
-// The session core's side, as the paired session needs it (Session satisfies it).
+// The session core's side, as the paired session needs it (the core's Stream satisfies it).
 export interface PairedSink {
   pushAudio (bytes: Uint8Array): void
   finish (): Promise<unknown>
@@ -292,8 +292,4 @@ export class PairedSessions {
   }
 
   get size (): number { return this.#sessions.size }
-
-  abortAll (): void {
-    for (const session of [...this.#sessions.values()]) session.abort()
-  }
 }

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util'
 import type { Mode } from '../../schemas/messages.ts'
 import { CliError, EXIT_USAGE } from './cli-error.ts'
-import { TRANSPORTS, type TransportName } from './transports/transport.ts'
+import { TRANSPORT_ALIASES, TRANSPORTS, transportNamed, type TransportName } from './transports/transport.ts'
 
 export interface CliOptions {
   file: string
@@ -21,7 +21,10 @@ export const USAGE = `Usage: streamer-client [options] <file.wav>
 Streams a WAV file to a streamer server and prints the results as they arrive.
 
 Options:
-  -t, --transport <ws|h2|session>  WebSocket, HTTP/2 duplex upload, or paired session (default ws)
+  -t, --transport <websocket|http|paired>
+                                   websocket: WebSocket; http: HTTP/2 streaming upload answered
+                                   with SSE; paired: paired session, POSTed chunks + SSE
+                                   (default websocket; aliases: ${[...TRANSPORT_ALIASES.keys()].join(', ')})
   -u, --url <url>                  server base URL (default http://localhost:8080; https:// for TLS)
   -m, --mode <segmented|simple>    VAD-segmented utterances, or all audio through the model (default segmented)
   -r, --real-time                  pace the upload at the audio's own speed (default: as fast as accepted)
@@ -49,7 +52,7 @@ export function parseOptions (argv: string[]): CliOptions | null {
       args: argv,
       allowPositionals: true,
       options: {
-        transport: { type: 'string', short: 't', default: 'ws' },
+        transport: { type: 'string', short: 't', default: 'websocket' },
         url: { type: 'string', short: 'u', default: 'http://localhost:8080' },
         mode: { type: 'string', short: 'm', default: 'segmented' },
         'real-time': { type: 'boolean', short: 'r', default: false },
@@ -69,9 +72,10 @@ export function parseOptions (argv: string[]): CliOptions | null {
   if (positionals.length !== 1) {
     throw new CliError(`${positionals.length === 0 ? 'No WAV file given' : `One WAV file at a time, got ${positionals.length}`}\n\n${USAGE}`, EXIT_USAGE)
   }
-  const transport = values.transport
-  if (!(TRANSPORTS as readonly string[]).includes(transport)) {
-    throw new CliError(`--transport '${transport}' is not one of ${TRANSPORTS.join(', ')}`, EXIT_USAGE)
+  // Aliases are resolved here, so everything after (summary, errors) sees only canonical names.
+  const transport = transportNamed(values.transport)
+  if (transport === undefined) {
+    throw new CliError(`--transport '${values.transport}' is not one of ${TRANSPORTS.join(', ')}`, EXIT_USAGE)
   }
   if (!MODES.includes(values.mode)) throw new CliError(`--mode '${values.mode}' is not one of ${MODES.join(', ')}`, EXIT_USAGE)
   const chunkMs = Number(values['chunk-ms'])
@@ -80,7 +84,7 @@ export function parseOptions (argv: string[]): CliOptions | null {
   }
   return {
     file: positionals[0] as string,
-    transport: transport as TransportName,
+    transport,
     url: parseUrl(values.url),
     mode: values.mode as Mode,
     realTime: values['real-time'],

@@ -1,9 +1,10 @@
 import type { EndEvent, StreamEvent } from '../../schemas/events.ts'
+import type { TransportName } from './transports/transport.ts'
 
 // Wall-clock timings of one run, in milliseconds from performance.now(), and what they mean
 // against the audio's own duration.
 export interface RunSummary {
-  transport: string
+  transport: TransportName // canonical: an alias given on the command line is never reported
   mode: string
   audioSeconds: number
   format: string // e.g. "16000 Hz, 1 ch, s16"
@@ -39,7 +40,7 @@ export class RunStats {
     }
   }
 
-  summary (info: { transport: string, mode: string, audioSeconds: number, format: string, end: EndEvent }): RunSummary {
+  summary (info: { transport: TransportName, mode: string, audioSeconds: number, format: string, end: EndEvent }): RunSummary {
     const start = this.#audioStart
     const since = (from: number | null, to: number | null): number | null => from === null || to === null ? null : (to - from) / 1000
     const wall = since(start, this.#end) ?? 0

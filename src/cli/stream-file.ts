@@ -1,17 +1,17 @@
 import type { Transport } from './transports/transport.ts'
 import type { CliOptions } from './options.ts'
-import { h2Transport } from './transports/h2-transport.ts'
-import { sessionTransport } from './transports/session-transport.ts'
-import { wsTransport } from './transports/ws-transport.ts'
+import { httpTransport } from './transports/http-transport.ts'
+import { pairedTransport } from './transports/paired-transport.ts'
+import { websocketTransport } from './transports/websocket-transport.ts'
 import { EXIT_INTERRUPTED, EXIT_OK } from './cli-error.ts'
 import { RunStats } from './run-stats.ts'
 import { TerminalDisplay } from './terminal-display.ts'
 import { describeFormat, openWav, type WavFile } from './wav-file.ts'
 
 const TRANSPORT_IMPLEMENTATIONS: Record<CliOptions['transport'], Transport> = {
-  ws: wsTransport,
-  h2: h2Transport,
-  session: sessionTransport
+  websocket: websocketTransport,
+  http: httpTransport,
+  paired: pairedTransport
 }
 
 export interface Io {

@@ -1,5 +1,6 @@
 import type { ErrorEvent, SegmentEvent } from '../../schemas/events.ts'
 import type { ModelOutput } from '../inference/model.ts'
+import { InferenceError } from '../inference/model-pool.ts'
 import { MODEL_SAMPLE_RATE } from '../../schemas/audio-format.ts'
 
 export interface SegmentSpan {
@@ -26,9 +27,11 @@ export function segmentEvent (span: SegmentSpan, output: ModelOutput): SegmentEv
 }
 
 // A failed inference becomes one error event for that span. The model's own message is shown
-// only for a model error; anything else (a crashed worker) is an opaque internal error.
-export function inferenceErrorEvent (span: SegmentSpan, error: unknown): ErrorEvent {
-  const failed = error instanceof Error && (error as { code?: unknown }).code === 'inference_failed'
+// only for a model error; anything else (a crashed worker) is an opaque internal error, whose
+// cause goes to `onFault` (the log).
+export function inferenceErrorEvent (span: SegmentSpan, error: unknown, onFault?: (error: unknown) => void): ErrorEvent {
+  const failed = error instanceof InferenceError && error.code === 'inference_failed'
+  if (!failed) onFault?.(error)
   const event: ErrorEvent = {
     type: 'error',
     channel: span.channel,

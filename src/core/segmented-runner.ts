@@ -1,4 +1,5 @@
 import { MODEL_SAMPLE_RATE } from '../../schemas/audio-format.ts'
+import { VAD_FRAME_SAMPLES } from '../audio/silero-vad.ts'
 import { VadSegmenter } from '../audio/vad-segmenter.ts'
 import { AudioStore } from './audio-store.ts'
 import type { ChannelRunner, RunnerOptions } from './channel-runner.ts'
@@ -6,7 +7,7 @@ import { inferenceErrorEvent, segmentEvent, type SegmentSpan } from './inference
 import { OrderedEvents } from './ordered-events.ts'
 import type { VadStreamLike } from './services.ts'
 
-const VAD_FRAME = 512 // Silero v5 frame at 16 kHz (32 ms)
+const VAD_FRAME = VAD_FRAME_SAMPLES // Silero v5 frame at 16 kHz (32 ms)
 // Frames sent to the VAD worker in one task: enough to amortise the hop, small enough that a
 // burst of audio does not delay speech events by more than about a second.
 const MAX_VAD_FRAMES_PER_TASK = 32
@@ -183,13 +184,9 @@ export class SegmentedRunner implements ChannelRunner {
 
   #infer (span: SegmentSpan, done?: () => void): void {
     const audio = this.#audio.slice(span.startSample, span.endSample)
-    const started = performance.now()
     const result = this.#options.services.infer(audio, this.#options.signal).then(
-      (output) => {
-        this.#options.services.observer?.stage('model', (span.endSample - span.startSample) / MODEL_SAMPLE_RATE, (performance.now() - started) / 1000)
-        return segmentEvent(span, output)
-      },
-      (error: unknown) => inferenceErrorEvent(span, error)
+      (output) => segmentEvent(span, output),
+      (error: unknown) => inferenceErrorEvent(span, error, this.#options.onFault)
     ).finally(done)
     this.#events.enqueue(result)
   }

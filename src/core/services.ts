@@ -3,10 +3,11 @@ import type { LimitsConfig, VadConfig } from '../../schemas/config.ts'
 import type { StreamEvent } from '../../schemas/events.ts'
 import type { Mode, Transport } from '../../schemas/messages.ts'
 import type { ModelOutput } from '../inference/model.ts'
+import type { InferenceTiming } from '../inference/model-pool.ts'
 
 // What a session needs from the world, as plain functions: the streamer core wires in the real
 // worker pools; unit tests wire in fast, flaky or crashing fakes.
-export type InferFn = (audio: Float32Array, signal?: AbortSignal) => Promise<ModelOutput>
+export type InferFn = (audio: Float32Array, signal?: AbortSignal, onTiming?: (timing: InferenceTiming) => void) => Promise<ModelOutput>
 
 export interface VadStreamLike {
   // k*512 samples of 16 kHz audio -> k speech probabilities; calls on one stream are sequential.
@@ -35,7 +36,7 @@ export interface StageObserver {
 
 // How one inference of a session ended, as the session's observer sees it. 'aborted': the
 // session was aborted while it waited or ran.
-export type InferenceOutcome = 'ok' | 'inference_failed' | 'internal' | 'aborted'
+export type InferenceOutcome = InferenceTiming['outcome']
 
 // One session's observer: stage timings plus the session's inferences, events and end.
 export interface SessionObserver extends StageObserver {

@@ -56,13 +56,9 @@ export class SimpleRunner implements ChannelRunner {
       const span = { channel: this.#options.channel, startSample: this.#dispatched, endSample: this.#dispatched + audio.length }
       this.#dispatched = span.endSample
       this.#inFlight++
-      const started = performance.now()
       const result = this.#options.services.infer(audio, this.#options.signal).then(
-        (output) => {
-          this.#options.services.observer?.stage('model', audio.length / MODEL_SAMPLE_RATE, (performance.now() - started) / 1000)
-          return segmentEvent(span, output)
-        },
-        (error: unknown) => inferenceErrorEvent(span, error)
+        (output) => segmentEvent(span, output),
+        (error: unknown) => inferenceErrorEvent(span, error, this.#options.onFault)
       ).finally(() => {
         this.#inFlight--
         this.#dispatch()

@@ -8,7 +8,7 @@ import { SessionRegistry } from './session-registry.ts'
 import { StartParser } from './start-request.ts'
 import { Stream, type StreamSink } from './stream.ts'
 import { VadPool } from './vad-pool.ts'
-import type { InferFn, InferenceOutcome, SessionObserver, SessionServices, StreamerObserver } from './services.ts'
+import type { InferFn, SessionObserver, SessionServices, StreamerObserver } from './services.ts'
 import type { StartRequest } from './start-request.ts'
 
 export interface OpenStreamOptions {
@@ -62,9 +62,9 @@ export class Streamer {
     this.#observer = options.observer
     this.#vad = new VadPool({ threads: config.vad.threads, onWorkerError: options.onWorkerError })
     this.#services = {
-      infer: (audio, signal) => this.#model === undefined
+      infer: (audio, signal, onTiming) => this.#model === undefined
         ? Promise.reject(InferenceError.internal(new Error('model pool is not running')))
-        : this.#model.infer(audio, signal),
+        : this.#model.infer(audio, signal, onTiming),
       createVadStream: () => this.#vad.createStream(),
       vad: config.vad,
       limits: config.limits
@@ -89,8 +89,7 @@ export class Streamer {
     try {
       await this.#vad.check()
       const model = await ModelPool.start(this.config.model, options.configDir, {
-        onWorkerError: options.onWorkerError,
-        onTaskTiming: options.observer?.modelTask?.bind(options.observer)
+        onWorkerError: options.onWorkerError
       })
       if (this.#closing) {
         await model.close()
@@ -162,22 +161,22 @@ export class Streamer {
     return stream
   }
 
-  // The session's services with its own observer, and its inferences timed for that observer.
+  // The session's services with its own observer. Each inference is timed once, by the model
+  // pool: the session's observer gets the whole (wait + run) and its outcome, the streamer's the
+  // wait for a thread and the run on it.
   #observed (observer: SessionObserver): SessionServices {
     const infer = this.#services.infer
+    const streamer = this.#observer
     const observed: InferFn = (audio, signal) => {
       // Read before the call: the audio's buffer is transferred to a worker thread.
       const seconds = audio.length / MODEL_SAMPLE_RATE
-      const startedAt = performance.now()
-      return infer(audio, signal).then((output) => {
-        observer.inference?.(seconds, startedAt, performance.now(), 'ok')
-        return output
-      }, (error: unknown) => {
-        observer.inference?.(seconds, startedAt, performance.now(), outcomeOf(error, signal))
-        throw error
+      return infer(audio, signal, (timing) => {
+        if (timing.outcome === 'ok') observer.stage('model', seconds, (timing.endedAt - timing.queuedAt) / 1000)
+        observer.inference?.(seconds, timing.queuedAt, timing.endedAt, timing.outcome)
+        if (timing.startedAt !== undefined) streamer?.modelTask?.((timing.startedAt - timing.queuedAt) / 1000, (timing.endedAt - timing.startedAt) / 1000)
       })
     }
-    return { ...this.#services, observer, infer: observer.inference === undefined ? infer : observed }
+    return { ...this.#services, observer, infer: observed }
   }
 
   /**
@@ -196,9 +195,4 @@ export class Streamer {
     const warmed = await this.warm.then(() => true, () => false)
     if (warmed) await Promise.all([this.#model?.close(), this.#vad.close()])
   }
-}
-
-function outcomeOf (error: unknown, signal: AbortSignal | undefined): InferenceOutcome {
-  if (signal?.aborted === true) return 'aborted'
-  return error instanceof InferenceError ? error.code : 'internal'
 }

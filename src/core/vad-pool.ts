@@ -1,3 +1,4 @@
+import { VAD_FRAME_SAMPLES } from '../audio/silero-vad.ts'
 import { VadBatcher, type VadResult, type VadStream, type VadTask } from '../audio/vad-batcher.ts'
 import { TaskPool } from '../inference/task-pool.ts'
 
@@ -40,7 +41,7 @@ export class VadPool {
    * one silent frame at start-up turns that into a start-up error instead of a broken first stream.
    */
   async check (): Promise<void> {
-    await this.#batcher.createStream().process(new Float32Array(512))
+    await this.#batcher.createStream().process(new Float32Array(VAD_FRAME_SAMPLES))
   }
 
   /** VAD batches waiting for a VAD thread. */

@@ -35,8 +35,14 @@ export interface ModelPoolOptions {
   startTimeoutMs?: number
   // A thread crashed outside an inference (while idle, or during warm-up). Default: a warning.
   onWorkerError?: (error: unknown) => void
-  // Each inference that reached a thread: seconds it waited for one, and seconds it ran there.
-  onTaskTiming?: (waitSeconds: number, runSeconds: number) => void
+}
+
+/** How one inference went, measured once, by the pool: told to the caller's `onTiming`. */
+export interface InferenceTiming {
+  queuedAt: number // performance.now() milliseconds when infer() was called
+  startedAt: number | undefined // when it reached a thread; undefined if it never did (aborted in the queue)
+  endedAt: number // when its promise settled
+  outcome: 'ok' | 'inference_failed' | 'internal' | 'aborted'
 }
 
 interface Job {
@@ -47,6 +53,8 @@ interface Job {
   onAbort: (() => void) | undefined
   settled: boolean
   queuedAt: number // performance.now() when infer() was called
+  startedAt: number | undefined
+  onTiming: ((timing: InferenceTiming) => void) | undefined
 }
 
 const DEFAULT_START_TIMEOUT_MS = 60_000
@@ -61,11 +69,9 @@ export class ModelPool {
   #crashes = 0
   #failures = 0
   readonly #onWorkerError: (error: unknown) => void
-  readonly #onTaskTiming: ((waitSeconds: number, runSeconds: number) => void) | undefined
 
   private constructor (config: ModelConfig, moduleUrl: string, options: ModelPoolOptions) {
     this.threads = config.threads
-    this.#onTaskTiming = options.onTaskTiming
     const report = options.onWorkerError ??
       ((error: unknown) => { process.emitWarning(`model worker crashed: ${String(error)}`) })
     this.#onWorkerError = (error) => {
@@ -132,17 +138,17 @@ export class ModelPool {
   // not copied: the caller gives it up (it is detached when the inference reaches a thread).
   // Rejects with InferenceError; on abort, with signal.reason: a queued inference leaves the
   // queue, a running one finishes on its thread and its result is dropped (a blocking model
-  // cannot be interrupted short of killing its thread).
-  infer (audio: Float32Array, signal?: AbortSignal): Promise<ModelOutput> {
+  // cannot be interrupted short of killing its thread). `onTiming` is told how it went, once.
+  infer (audio: Float32Array, signal?: AbortSignal, onTiming?: (timing: InferenceTiming) => void): Promise<ModelOutput> {
     if (!this.#ready) return Promise.reject(InferenceError.internal(new Error('model pool is not running')))
     if (signal?.aborted === true) return Promise.reject(signal.reason)
     const { promise, resolve, reject } = Promise.withResolvers<ModelOutput>()
-    const job: Job = { audio: ownWholeBuffer(audio), resolve, reject, signal, onAbort: undefined, settled: false, queuedAt: performance.now() }
+    const job: Job = { audio: ownWholeBuffer(audio), resolve, reject, signal, onAbort: undefined, settled: false, queuedAt: performance.now(), startedAt: undefined, onTiming }
     if (signal !== undefined) {
       job.onAbort = () => {
         const queued = this.#queue.indexOf(job)
         if (queued !== -1) this.#queue.splice(queued, 1)
-        this.#settle(job, () => { job.reject(signal.reason) })
+        this.#settle(job, 'aborted', () => { job.reject(signal.reason) })
       }
       signal.addEventListener('abort', job.onAbort, { once: true })
     }
@@ -155,32 +161,32 @@ export class ModelPool {
     while (this.#running < this.threads && this.#queue.length > 0) {
       const job = this.#queue.shift() as Job
       this.#running++
-      const startedAt = performance.now()
+      job.startedAt = performance.now()
       this.#tasks.run({ kind: 'infer', audio: job.audio }, [job.audio.buffer]).then((result) => {
         if (result.kind === 'output') {
-          this.#settle(job, () => { job.resolve(result.output) })
+          this.#settle(job, 'ok', () => { job.resolve(result.output) })
         } else if (result.kind === 'failure') {
           this.#failures++
-          this.#settle(job, () => { job.reject(new InferenceError('inference_failed', result.message)) })
+          this.#settle(job, 'inference_failed', () => { job.reject(new InferenceError('inference_failed', result.message)) })
         } else {
-          this.#settle(job, () => { job.reject(InferenceError.internal(new Error(`unexpected worker result ${result.kind}`))) })
+          this.#settle(job, 'internal', () => { job.reject(InferenceError.internal(new Error(`unexpected worker result ${result.kind}`))) })
         }
       }, (error: unknown) => {
         // The thread crashed (Piscina replaces it) or its model failed to load.
         if (this.#ready) this.#crashes++
-        this.#settle(job, () => { job.reject(InferenceError.internal(error)) })
+        this.#settle(job, 'internal', () => { job.reject(InferenceError.internal(error)) })
       }).finally(() => {
         this.#running--
-        this.#onTaskTiming?.((startedAt - job.queuedAt) / 1000, (performance.now() - startedAt) / 1000)
         this.#pump()
       })
     }
   }
 
-  #settle (job: Job, settle: () => void): void {
+  #settle (job: Job, outcome: InferenceTiming['outcome'], settle: () => void): void {
     if (job.settled) return
     job.settled = true
     if (job.onAbort !== undefined) job.signal?.removeEventListener('abort', job.onAbort)
+    job.onTiming?.({ queuedAt: job.queuedAt, startedAt: job.startedAt, endedAt: performance.now(), outcome })
     settle()
   }
 
@@ -211,7 +217,7 @@ export class ModelPool {
     this.#closing ??= (async () => {
       this.#ready = false
       for (const job of this.#queue.splice(0)) {
-        this.#settle(job, () => { job.reject(InferenceError.internal(new Error('model pool closed'))) })
+        this.#settle(job, 'internal', () => { job.reject(InferenceError.internal(new Error('model pool closed'))) })
       }
       await this.#tasks.close()
     })()

@@ -5,8 +5,9 @@ import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { EndEvent } from '../../schemas/events.ts'
-import { BIN, eachTransport, eventsOf, runCli, streamOk as streamOkAt } from '../helpers/cli-runner.ts'
+import { BIN, eachTransport, eventsOf, runCli, streamOk as streamOkAt, TRANSPORT_ALIASES } from '../helpers/cli-runner.ts'
 import { FIXTURE_NAMES, loadFixture } from '../helpers/fixtures.ts'
+import { parsePrometheusText, sampleValue } from '../helpers/prometheus-text.ts'
 import { startServer } from '../helpers/server.ts'
 import { assertSegmentedMatchesTruth, assertSimpleCoversAudio, END_TOLERANCE, START_TOLERANCE } from '../helpers/speech-assertions.ts'
 
@@ -50,6 +51,7 @@ t.test('human output: results and the summary on stdout; --json keeps stdout pur
   const [trueStart, trueEnd] = fixture.speech[0]?.[0] ?? [NaN, NaN]
   t.ok(Math.abs(Number(start) - trueStart) <= START_TOLERANCE && Math.abs(Number(end) - trueEnd) <= END_TOLERANCE,
     `a final result line for the first utterance (${String(start)} - ${String(end)} s vs ${trueStart} - ${trueEnd} s)`)
+  t.match(human.stdout, /audio +\d+\.\d\d s \(16000 Hz, 1 ch, s16\) over websocket, segmented mode/, 'summary: the default transport, by its canonical name')
   t.match(human.stdout, /segments +2 final/, 'summary: segments')
   t.match(human.stdout, /first result +\d+\.\d+ s after the first audio was sent/, 'summary: time to first result')
   t.match(human.stdout, /end +\d+\.\d+ s after the upload ended/, 'summary: upload end to end')
@@ -66,7 +68,7 @@ t.test('human output: results and the summary on stdout; --json keeps stdout pur
 
 t.test('--real-time paces the upload at the audio speed', async (t) => {
   const fixture = loadFixture('dialogue_44k_stereo')
-  const run = await runCli(['--json', '--real-time', '--transport', 'h2', '--url', server.http, fixture.path])
+  const run = await runCli(['--json', '--real-time', '--transport', 'http', '--url', server.http, fixture.path])
   t.equal(run.code, 0)
   assertSegmentedMatchesTruth(t, eventsOf(t, run), fixture)
   // A lower bound only: the last 100 ms chunk leaves at its own time in the audio.
@@ -107,7 +109,7 @@ t.test('an unreachable server: exit 3 and a message naming the address', async (
   })
 })
 
-t.test('TLS: wss, h2 over TLS and https sessions; a self-signed certificate needs --insecure', async (t) => {
+t.test('TLS: websocket over wss, http over HTTP/2 with TLS, paired over https; a self-signed certificate needs --insecure', async (t) => {
   const key = join(dir, 'key.pem')
   const cert = join(dir, 'cert.pem')
   execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert,
@@ -131,7 +133,7 @@ t.test('usage errors and unreadable files: exit 2', async (t) => {
   writeFileSync(notWav, 'this is not audio')
   const cases: Array<[string[], RegExp]> = [
     [[], /No WAV file given/],
-    [['--transport', 'carrier-pigeon', notWav], /--transport 'carrier-pigeon' is not one of ws, h2, session/],
+    [['--transport', 'carrier-pigeon', notWav], /--transport 'carrier-pigeon' is not one of websocket, http, paired$/m],
     [['--mode', 'fast', notWav], /--mode 'fast'/],
     [['--chunk-ms', '0', notWav], /--chunk-ms/],
     [['--url', 'ftp://x', notWav], /--url/],
@@ -146,7 +148,32 @@ t.test('usage errors and unreadable files: exit 2', async (t) => {
   }))
   const help = await runCli(['--help'])
   t.equal(help.code, 0)
-  t.match(help.stdout, /--transport <ws\|h2\|session>/)
+  t.match(help.stdout, /--transport <websocket\|http\|paired>/)
+  t.match(help.stdout, /default websocket; aliases: ws, h2, session\)/)
+})
+
+t.test('the earlier names ws, h2 and session still work, and only the canonical names are reported', async (t) => {
+  const fixture = loadFixture('hello_16k_mono')
+  const started = async (): Promise<Record<string, number>> => {
+    const response = await fetch(`${server.http}/metrics`)
+    const families = parsePrometheusText(await response.text())
+    return Object.fromEntries(Object.values(TRANSPORT_ALIASES).map((transport) => [transport,
+      sampleValue(families, 'streamer_sessions_started_total', 'streamer_sessions_started_total', { transport, mode: 'segmented' }) ?? 0]))
+  }
+  // Nothing else streams to this server meanwhile: tap runs this file's tests one at a time.
+  const before = await started()
+  await Promise.all(Object.entries(TRANSPORT_ALIASES).map(async ([alias, transport]) => {
+    const run = await runCli(['--json', '--transport', alias, '--url', server.http, fixture.path])
+    t.notOk(run.hung, `${alias}: exits by itself`)
+    t.equal(run.code, 0, `${alias}: exit 0 (stderr: ${run.stderr.trim()})`)
+    assertSegmentedMatchesTruth(t, eventsOf(t, run), fixture)
+    t.match(run.stderr, new RegExp(`^audio .* over ${transport}, segmented mode$`, 'm'), `${alias}: the summary names ${transport}`)
+    t.notMatch(run.stderr, new RegExp(`\\b${alias}\\b`), `${alias}: the alias is not printed`)
+  }))
+  const after = await started()
+  for (const transport of Object.values(TRANSPORT_ALIASES)) {
+    t.equal(after[transport], (before[transport] ?? 0) + 1, `the server counted one stream over ${transport}`)
+  }
 })
 
 t.test('the package bin runs the same CLI', async (t) => {

@@ -6,7 +6,10 @@ import type { StreamEvent } from '../../schemas/events.ts'
 // The CLI as a user runs it: a child process, its exit code and its two output streams.
 export const CLI = fileURLToPath(new URL('../../src/cli/streamer-client.ts', import.meta.url))
 export const BIN = fileURLToPath(new URL('../../bin/streamer-client.js', import.meta.url))
-export const TRANSPORTS = ['ws', 'h2', 'session'] as const
+// Written out rather than imported from src/cli: the test holds the CLI to the server's names.
+export const TRANSPORTS = ['websocket', 'http', 'paired'] as const
+// The CLI's earlier names, which must still work: alias -> the transport it means.
+export const TRANSPORT_ALIASES = { ws: 'websocket', h2: 'http', session: 'paired' } as const
 // Far above any run here: a CLI still alive then is hung, and the test says so.
 const HANG_MS = 60000
 

@@ -1,6 +1,7 @@
 import type { LimitsConfig, VadConfig } from '../../schemas/config.ts'
 import type { StreamEvent } from '../../schemas/events.ts'
 import type { InferFn, SessionServices, VadStreamLike } from '../../src/core/services.ts'
+import { InferenceError } from '../../src/inference/model-pool.ts'
 
 export const TEST_VAD: VadConfig = { threshold: 0.5, min_silence_ms: 300, speech_pad_ms: 30, threads: 1 }
 export const TEST_LIMITS: LimitsConfig = {
@@ -12,15 +13,6 @@ export const TEST_LIMITS: LimitsConfig = {
   interim_interval_ms: 500,
   simple_max_in_flight: 2,
   simple_max_chunk_seconds: 30
-}
-
-// A model error as the real pool reports it.
-export class FakeInferenceError extends Error {
-  readonly code: 'inference_failed' | 'internal'
-  constructor (code: 'inference_failed' | 'internal', message: string) {
-    super(message)
-    this.code = code
-  }
 }
 
 const tick = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
@@ -39,7 +31,7 @@ export function flakyModel (every: number, kind: 'inference_failed' | 'internal'
   return async (audio) => {
     await tick(Math.random() * 5)
     calls++
-    if (calls % every === 0) throw new FakeInferenceError(kind, kind === 'internal' ? 'worker exited' : 'dummy failure')
+    if (calls % every === 0) throw new InferenceError(kind, kind === 'internal' ? 'worker exited' : 'dummy failure')
     return { count: audio.length }
   }
 }

@@ -1,6 +1,6 @@
 import type { AudioFormat } from '../../../schemas/audio-format.ts'
 import type { EndEvent, StreamEvent } from '../../../schemas/events.ts'
-import type { Mode } from '../../../schemas/messages.ts'
+import type { Mode, Transport as ServerTransport } from '../../../schemas/messages.ts'
 
 // What every transport does with one stream: declare the format, send the audio as the
 // iterator yields it (already paced), hand each event over as it arrives, end the upload,
@@ -20,8 +20,25 @@ export interface StreamRequest {
 
 export type Transport = (request: StreamRequest) => Promise<EndEvent>
 
-export const TRANSPORTS = ['ws', 'h2', 'session'] as const
+// The server's own words (its Transport union, metrics labels and logs), so that the CLI's
+// summary and the server's metrics and logs of the same stream name it alike. In the order
+// --help and errors list them.
+export const TRANSPORTS = ['websocket', 'http', 'paired'] as const satisfies readonly ServerTransport[]
 export type TransportName = typeof TRANSPORTS[number]
+
+// The CLI's earlier names, still accepted so that existing scripts keep working; never printed.
+export const TRANSPORT_ALIASES: ReadonlyMap<string, TransportName> = new Map([
+  ['ws', 'websocket'],
+  ['h2', 'http'],
+  ['session', 'paired']
+])
+
+// A --transport value, alias or canonical, as its canonical name; undefined if it is neither.
+// (A Map, not an object, so that names like `constructor` are not found on a prototype.)
+export function transportNamed (name: string): TransportName | undefined {
+  const canonical = TRANSPORT_ALIASES.get(name) ?? name
+  return TRANSPORTS.find((transport) => transport === canonical)
+}
 
 // A route under the base URL, keeping any path prefix (a server behind a proxy at /speech/).
 export function routeUrl (base: URL, path: string): URL {

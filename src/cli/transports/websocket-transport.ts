@@ -6,7 +6,7 @@ import { routeUrl, type StreamRequest } from './transport.ts'
 
 // WebSocket: a start message, binary frames of audio, a stop message; events come back as
 // text frames. http(s) URLs are mapped to ws(s).
-export async function wsTransport (request: StreamRequest): Promise<EndEvent> {
+export async function websocketTransport (request: StreamRequest): Promise<EndEvent> {
   const url = routeUrl(request.base, `/api/v1/${request.mode}`)
   url.protocol = url.protocol === 'https:' || url.protocol === 'wss:' ? 'wss:' : 'ws:'
   const socket = new WebSocket(url, { rejectUnauthorized: !request.insecure })

@@ -7,10 +7,11 @@ import { routeUrl, type StreamRequest } from './transport.ts'
 
 const { HTTP2_HEADER_METHOD, HTTP2_HEADER_PATH, HTTP2_HEADER_STATUS, HTTP2_HEADER_CONTENT_TYPE } = constants
 
-// HTTP/2 duplex upload: one POST whose body is the audio (raw PCM, format in the query) and
-// whose response is text/event-stream, read while the body is still being sent. http:// uses
-// cleartext HTTP/2 with prior knowledge (h2c), https:// TLS with ALPN h2.
-export async function h2Transport (request: StreamRequest): Promise<EndEvent> {
+// The server's `http` transport, the streaming upload: one POST whose body is the audio (raw
+// PCM, format in the query) and whose response is text/event-stream, read while the body is
+// still being sent. The server takes it over HTTP/1.1 too; this client always speaks HTTP/2:
+// http:// as cleartext HTTP/2 with prior knowledge (h2c), https:// as TLS with ALPN h2.
+export async function httpTransport (request: StreamRequest): Promise<EndEvent> {
   const url = routeUrl(request.base, `/api/v1/${request.mode}`)
   const { format } = request
   const query = new URLSearchParams({

@@ -2,7 +2,7 @@ import type { EndEvent, StreamEvent } from '../../../schemas/events.ts'
 import type { PairedSessionCreated } from '../../../schemas/paired-session.ts'
 import { CliError, unreachable } from '../cli-error.ts'
 import { createSseFeed } from '../sse-events.ts'
-import { httpRefusal } from './h2-transport.ts'
+import { httpRefusal } from './http-transport.ts'
 import { StreamOutcome } from './stream-outcome.ts'
 import { routeUrl, type StreamRequest } from './transport.ts'
 
@@ -14,7 +14,7 @@ const MAX_RECONNECTS = 3
 
 // Paired session: POST /api/v1/sessions, then audio chunks POSTed by seq while the SSE events
 // stream is read with fetch (Node has no EventSource), then POST stop.
-export async function sessionTransport (request: StreamRequest): Promise<EndEvent> {
+export async function pairedTransport (request: StreamRequest): Promise<EndEvent> {
   // fetch has no per-request TLS option; the documented Node switch applies to this process only.
   if (request.insecure) process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0'
   const createUrl = routeUrl(request.base, '/api/v1/sessions')
@@ -46,6 +46,8 @@ export async function sessionTransport (request: StreamRequest): Promise<EndEven
     // The server closes the events stream after `end`; aborting also frees the socket now.
     afterEnd: () => { abort.abort(new Error('done')) }
   })
+  // Runs beside the upload; both of its ends settle the outcome (fail() never throws), so the
+  // promise left here cannot reject.
   void readEvents(eventsUrl, (event) => { outcome.receive(event) }, abort.signal).then(() => {
     outcome.fail(new CliError('The events stream ended before the end event'))
   }, (error: unknown) => {
