@@ -12,6 +12,8 @@ export interface EventStream {
   send (event: StreamEvent, id: number): boolean
   comment (text: string): void
   end (): void
+  /** Bytes written but not yet taken by the client: what limits.max_outbound_bytes bounds. */
+  bufferedBytes (): number
   readonly closed: boolean
   // Settles when the client goes away or the stream is ended.
   readonly done: Promise<void>
@@ -69,6 +71,11 @@ export function openEventStream (request: FastifyRequest, reply: FastifyReply, o
       if (closed) return
       raw.end()
       finish()
+    },
+    bufferedBytes () {
+      // HTTP/2: the stream's own buffer (the compat response does not count it); HTTP/1.1: the response's.
+      const stream = (raw as { stream?: { writableLength: number } }).stream
+      return stream?.writableLength ?? raw.writableLength
     },
     get closed () { return closed },
     done

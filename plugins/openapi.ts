@@ -87,6 +87,12 @@ export const ROUTE_DOCS: Record<string, Json> = {
       '200: applied (or a repeat); 202: held until the missing earlier chunks arrive.',
     body: { content: { 'application/octet-stream': { schema: Binary } } }
   },
+  'POST /api/v1/sessions/:id/keepalive': {
+    operationId: 'keepSessionAlive',
+    tags: ['sessions'],
+    summary: 'Keep an idle session open',
+    description: 'Starts the session\'s idle clock (limits.idle_timeout_seconds) over without adding audio. An audio chunk, even an empty one, does the same; an open events reader does not.'
+  },
   'POST /api/v1/sessions/:id/stop': {
     operationId: 'stopSession',
     tags: ['sessions'],

@@ -18,7 +18,8 @@ export type DummyModelOptions = Static<typeof DummyModelOptions>
 export const ModelConfig = Type.Object({
   module: Type.String({ default: 'dummy', description: '"dummy", or a path (relative to the config file) to a module exporting createModel' }),
   threads: Type.Integer({ minimum: 1, default: 2, description: 'Worker threads running the model' }),
-  options: Type.Record(Type.String(), Type.Unknown(), { default: {}, description: 'Passed to createModel; for the dummy, DummyModelOptions' })
+  options: Type.Record(Type.String(), Type.Unknown(), { default: {}, description: 'Passed to createModel; for the dummy, DummyModelOptions' }),
+  timeout_seconds: Type.Number({ minimum: 0.1, default: 30, description: 'Deadline of one inference: past it the span gets inference_timeout, and the thread running it is terminated and replaced (the default fits the dummy\'s slowest call, about 10 s for a 30 s utterance, three times over)' })
 }, { $id: 'ModelConfig', additionalProperties: false, description: 'The model behind the server and its worker pool' })
 export type ModelConfig = Static<typeof ModelConfig>
 
@@ -38,13 +39,19 @@ export const LimitsConfig = Type.Object({
   max_utterance_seconds: Type.Number({ minimum: 1, default: 30, description: 'A longer utterance is finalised and a new one begins' }),
   interim_interval_ms: Type.Integer({ minimum: 50, default: 500, description: 'Interim inference period during speech' }),
   simple_max_in_flight: Type.Integer({ minimum: 1, default: 2, description: 'Concurrent inferences per channel in simple mode' }),
-  simple_max_chunk_seconds: Type.Number({ minimum: 0.1, default: 30, description: 'Largest merged inference in simple mode' })
+  simple_max_chunk_seconds: Type.Number({ minimum: 0.1, default: 30, description: 'Largest merged inference in simple mode' }),
+  idle_timeout_seconds: Type.Number({ minimum: 0.1, default: 15, description: 'A stream that receives no audio and no keepalive for this long ends with idle_timeout (its results for the audio received are sent first); a WebSocket with no stream is closed after it too' }),
+  max_stream_seconds: Type.Number({ minimum: 1, default: 14400, description: 'Seconds of audio one stream may carry; then it ends with max_duration' }),
+  max_buffered_seconds: Type.Number({ minimum: 0.5, default: 10, description: 'Audio received but not yet through the VAD and the model that one stream may make the server hold; past it the server stops reading that stream (TCP backpressure; a paired chunk gets 429 rate_limited) until the work drains' }),
+  max_outbound_bytes: Type.Integer({ minimum: 1024, default: 1048576, description: 'Events one client may leave unread; past it interim segments are dropped (counted in end), and a final that would be dropped ends the stream with slow_consumer' }),
+  ping_interval_seconds: Type.Number({ minimum: 0.1, default: 20, description: 'The server pings each WebSocket this often and closes one that did not answer the previous ping' }),
+  max_sessions_per_ip: Type.Integer({ minimum: 0, default: 0, description: 'Open sessions per client address (0: no per-address cap); more are refused with too_many_sessions' }),
+  max_streams_per_connection: Type.Integer({ minimum: 1, default: 100, description: 'Concurrent HTTP/2 streams per connection (advertised in SETTINGS and enforced)' })
 }, { $id: 'LimitsConfig', additionalProperties: false, description: 'Sizes, counts and periods that bound each stream and the server' })
 export type LimitsConfig = Static<typeof LimitsConfig>
 
 // Paired sessions (POST audio chunks by session id, read events from an EventSource).
 export const PairedConfig = Type.Object({
-  idle_timeout_ms: Type.Integer({ minimum: 100, default: 30000, description: 'A session with no audio and no events reader for this long is finalised and freed' }),
   linger_ms: Type.Integer({ minimum: 0, default: 30000, description: 'How long an ended session still answers its events URL (replaying what a reader missed) before its id gives 404' }),
   replay_events: Type.Integer({ minimum: 16, default: 1000, description: 'Events kept per session for Last-Event-ID replay' }),
   reorder_window: Type.Integer({ minimum: 1, default: 64, description: 'How many chunks past the highest contiguous seq may be held waiting for a gap to fill' }),

@@ -9,12 +9,15 @@ import { Type, type Static } from '@sinclair/typebox'
  * - `close`: the WebSocket close code the server closes with after this error (absent: the
  *   connection stays open).
  * - `ends_stream`: whether a running stream ends after this error event (false: it goes on).
+ * - `retry_after`: for refusals a client should retry, the seconds it should wait (Retry-After).
  */
 export interface ErrorSpec {
   readonly status?: number
   readonly close?: number
   readonly ends_stream: boolean
   readonly meaning: string
+  /** Seconds a refused client should wait before retrying: sent as Retry-After. */
+  readonly retry_after?: number
 }
 
 const CATALOGUE = {
@@ -23,7 +26,12 @@ const CATALOGUE = {
   unsupported_format: { status: 400, ends_stream: false, meaning: 'The declared audio format is not supported (channels, sample rate, bit depth, encoding, or a bad WAV header).' },
   audio_before_start: { ends_stream: false, meaning: 'Audio arrived on a WebSocket before a start message; it is discarded until a start arrives.' },
   stop_without_start: { ends_stream: false, meaning: 'A stop arrived with no stream running.' },
-  frame_too_large: { status: 413, close: 1009, ends_stream: true, meaning: 'A frame, chunk or upload exceeded the configured size (limits.max_frame_bytes, limits.max_upload_bytes).' },
+  frame_too_large: { status: 413, close: 1009, ends_stream: true, meaning: 'A frame, chunk or upload exceeded the configured size (limits.max_frame_bytes, limits.max_upload_bytes). A WebSocket closes with 1009 and an HTTP upload ends; a refused paired chunk leaves the session open.' },
+  upgrade_required: { status: 426, ends_stream: false, meaning: 'A plain HTTP request reached a WebSocket route: connect with a WebSocket (Upgrade: websocket), or use the HTTP upload with POST.' },
+  rate_limited: { status: 429, ends_stream: false, retry_after: 1, meaning: 'The stream is sending audio faster than the server works through it (limits.max_buffered_seconds): the paired chunk was not taken; send it again after Retry-After.' },
+  idle_timeout: { close: 1008, ends_stream: true, meaning: 'No audio and no keepalive for limits.idle_timeout_seconds: the results for the audio received were sent, then the stream ended.' },
+  max_duration: { close: 1008, ends_stream: true, meaning: 'The stream carried limits.max_stream_seconds of audio: the results for that audio were sent, audio past the limit was not taken, and the stream ended.' },
+  slow_consumer: { close: 1008, ends_stream: true, meaning: 'The client left more than limits.max_outbound_bytes of events unread and a final result could not be delivered: the stream ended.' },
   uri_too_long: { status: 414, ends_stream: false, meaning: 'The request URL (or one path parameter) is longer than the server accepts.' },
   unsupported_media_type: { status: 415, ends_stream: false, meaning: 'The Content-Type is not accepted by this route; the message lists what is.' },
   malformed_request: { status: 400, ends_stream: false, meaning: 'The HTTP request itself could not be parsed (bad request line, headers or framing).' },
@@ -35,10 +43,11 @@ const CATALOGUE = {
   audio_lost: { ends_stream: false, meaning: 'Paired-session chunks held behind a missing seq were discarded when the stream ended.' },
   truncated_audio: { ends_stream: false, meaning: 'The stream ended inside a frame: the trailing bytes that were not a whole frame were discarded.' },
   inference_failed: { ends_stream: false, meaning: 'The model returned an error for one segment; the stream goes on.' },
+  inference_timeout: { ends_stream: false, meaning: 'The model did not answer for one segment within model.timeout_seconds; its worker thread was replaced and the stream goes on.' },
   internal: { status: 500, close: 1011, ends_stream: false, meaning: 'A server fault (for example a crashed worker). Inside a stream it concerns one segment and the stream goes on; a fault of the transport itself ends the connection.' },
-  not_ready: { status: 503, ends_stream: false, meaning: 'The server is starting and its workers are not warm yet; retry shortly.' },
-  shutting_down: { status: 503, close: 1001, ends_stream: true, meaning: 'The server is shutting down: new streams are refused and open ones are ended.' },
-  too_many_sessions: { status: 503, ends_stream: false, meaning: 'The server is at its limit of open sessions (limits.max_sessions); retry shortly.' }
+  not_ready: { status: 503, close: 1013, retry_after: 5, ends_stream: false, meaning: 'The server is starting, or every model thread is stuck, and takes no streams; retry shortly.' },
+  shutting_down: { status: 503, close: 1001, retry_after: 5, ends_stream: true, meaning: 'The server is shutting down: new streams are refused and open ones are ended.' },
+  too_many_sessions: { status: 503, close: 1013, retry_after: 2, ends_stream: false, meaning: 'The server (limits.max_sessions) or this client address (limits.max_sessions_per_ip) is at its limit of open sessions; retry shortly.' }
 } as const satisfies Record<string, ErrorSpec>
 
 export type ErrorCode = keyof typeof CATALOGUE
@@ -86,4 +95,9 @@ export class ApiError extends Error {
 /** The WebSocket close code that follows an error with this code, if the connection closes. */
 export function closeCodeOf (code: ErrorCode): number | undefined {
   return ERRORS[code].close
+}
+
+/** Seconds a client refused with this code should wait before retrying (Retry-After), if any. */
+export function retryAfterOf (code: ErrorCode): number | undefined {
+  return ERRORS[code].retry_after
 }

@@ -54,6 +54,7 @@ export const EndEvent = Type.Object({
   samples_received: Type.Array(Type.Integer(), { description: 'Samples received at the input rate, per channel' }),
   segments: Type.Array(Type.Integer(), { description: 'Final segments sent, per channel' }),
   interim_segments: Type.Array(Type.Integer(), { description: 'Interim segments sent, per channel' }),
+  interim_segments_dropped: Type.Array(Type.Integer(), { description: 'Interim segments not sent because the client left too many events unread (limits.max_outbound_bytes), per channel; 0 in a healthy run' }),
   errors: Type.Integer({ description: 'Error events sent during the stream' })
 }, { $id: 'EndEvent', description: 'Every result of the stream was sent' })
 export type EndEvent = Static<typeof EndEvent>

@@ -9,7 +9,11 @@ export const TRACEPARENT_PATTERN = '^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a
 /** What every transport's start carries besides the format: the options of one stream. */
 export const StreamOptionFields = {
   interim_results: Type.Optional(Type.Boolean({ default: false, description: 'Send interim segments during speech (segmented mode)' })),
-  trace_id: Type.Optional(Type.String({ pattern: TRACEPARENT_PATTERN, description: 'a W3C traceparent: 00-<32 hex>-<16 hex>-<2 hex>' }))
+  // null too: the Rust original's client sends "trace_id": null when it has none.
+  trace_id: Type.Optional(Type.Union([
+    Type.String({ pattern: TRACEPARENT_PATTERN, description: 'a W3C traceparent: 00-<32 hex>-<16 hex>-<2 hex>' }),
+    Type.Null()
+  ], { description: 'A W3C traceparent (00-<32 hex>-<16 hex>-<2 hex>) the stream\'s trace joins, or null' }))
 }
 
 /** The start of a stream, whatever the transport: a format and the stream's options. */
@@ -29,6 +33,11 @@ export type StartMessage = Static<typeof StartMessage>
 export function streamStartWithLimit (maxChannels: number): typeof StreamStart {
   return Type.Object({ ...StreamStart.properties, format: audioFormatWithLimit(maxChannels) }, { additionalProperties: false })
 }
+
+export const KeepaliveMessage = Type.Object({
+  request: Type.Literal('keepalive')
+}, { $id: 'KeepaliveMessage', additionalProperties: false, description: 'Resets the stream\'s idle clock (limits.idle_timeout_seconds) without adding audio' })
+export type KeepaliveMessage = Static<typeof KeepaliveMessage>
 
 export const StopMessage = Type.Object({
   request: Type.Literal('stop'),

@@ -52,7 +52,7 @@ const EVENTS: Array<{ name: string, schema: TSchema, summary: string, example: J
   { name: 'active', schema: ActiveEvent, summary: 'Speech started on a channel (segmented mode)', example: { type: 'active', channel: 0, time: 0.79 } },
   { name: 'inactive', schema: InactiveEvent, summary: 'Speech ended on a channel (segmented mode)', example: { type: 'inactive', channel: 0, time: 3.07 } },
   { name: 'error', schema: ErrorEvent, summary: 'A failed inference (the stream goes on) or a refused request (the stream ends)', example: { type: 'error', channel: null, code: 'unsupported_format', message: 'format.sample_rate 4000 is not supported: accepted an integer from 8000 to 192000 Hz' } },
-  { name: 'end', schema: EndEvent, summary: 'Every result of the stream was sent', example: { type: 'end', channel: null, seconds_received: [7.52], samples_received: [120400], segments: [2], interim_segments: [9], errors: 0 } }
+  { name: 'end', schema: EndEvent, summary: 'Every result of the stream was sent', example: { type: 'end', channel: null, seconds_received: [7.52], samples_received: [120400], segments: [2], interim_segments: [9], interim_segments_dropped: [0], errors: 0 } }
 ]
 
 const SSE_FRAMING = 'Each event is one Server-Sent Event: `event: <type>`, `id: <n>` (0, 1, 2... per stream), ' +

@@ -40,7 +40,7 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
     // Start-up waits for every model worker to warm up; a real model may take minutes.
     pluginTimeout: 0,
     // One port: HTTP/1.1 (+ WebSocket upgrade) and HTTP/2 (h2c prior knowledge, or TLS + ALPN).
-    serverFactory: dualProtocolServerFactory({ tls: readTls(options.config, options.configDir) }),
+    serverFactory: dualProtocolServerFactory({ tls: readTls(options.config, options.configDir), maxConcurrentStreams: options.config.limits.max_streams_per_connection }),
     ...options.fastify
   })
   // Tracing first, so @fastify/otel sees every route; only when tracing is on at all.

@@ -161,7 +161,13 @@ export const ENV: ReadonlyArray<readonly [name: string, path: readonly string[]]
   ['MAX_CHANNELS', ['limits', 'max_channels']],
   ['MAX_SESSIONS', ['limits', 'max_sessions']],
   ['MAX_FRAME_BYTES', ['limits', 'max_frame_bytes']],
-  ['MAX_UPLOAD_BYTES', ['limits', 'max_upload_bytes']]
+  ['MAX_UPLOAD_BYTES', ['limits', 'max_upload_bytes']],
+  ['MODEL_TIMEOUT_SECONDS', ['model', 'timeout_seconds']],
+  ['IDLE_TIMEOUT_SECONDS', ['limits', 'idle_timeout_seconds']],
+  ['MAX_STREAM_SECONDS', ['limits', 'max_stream_seconds']],
+  ['MAX_BUFFERED_SECONDS', ['limits', 'max_buffered_seconds']],
+  ['MAX_OUTBOUND_BYTES', ['limits', 'max_outbound_bytes']],
+  ['MAX_SESSIONS_PER_IP', ['limits', 'max_sessions_per_ip']]
 ]
 
 function schemaAt (path: readonly string[]): TSchema {

@@ -25,6 +25,7 @@ export interface DualProtocolOptions {
   headersTimeoutMs?: number // request headers (and, cleartext, the first bytes) must arrive within this
   http2SessionTimeoutMs?: number // an HTTP/2 session idle this long is closed gracefully
   shutdownGraceMs?: number // on close, HTTP/2 sessions still open after this are destroyed
+  maxConcurrentStreams?: number // HTTP/2 streams one connection may have open (SETTINGS, enforced by nghttp2)
 }
 
 export type RequestHandler = (request: http.IncomingMessage, response: http.ServerResponse) => void
@@ -35,7 +36,7 @@ export interface DualProtocolServer extends http.Server {
   closeHttp2Sessions: () => void
 }
 
-const DEFAULTS = { keepAliveTimeoutMs: 72000, headersTimeoutMs: 60000, http2SessionTimeoutMs: 72000, shutdownGraceMs: 5000 }
+const DEFAULTS = { keepAliveTimeoutMs: 72000, headersTimeoutMs: 60000, http2SessionTimeoutMs: 72000, shutdownGraceMs: 5000, maxConcurrentStreams: 100 }
 
 // Returns a Fastify `serverFactory`. Fastify decides per request (httpVersionMajor) whether it
 // talks to an HTTP/2 compat response, so one handler serves both protocols.
@@ -82,7 +83,7 @@ function trackSessions (server: http2.Http2Server | http2.Http2SecureServer, set
 function createCleartext (handler: RequestHandler, settings: Settings): DualProtocolServer {
   const server = http.createServer(handler) as DualProtocolServer
   applyHttp1Settings(server, settings)
-  const h2 = http2.createServer({}, handler as unknown as (request: http2.Http2ServerRequest, response: http2.Http2ServerResponse) => void)
+  const h2 = http2.createServer({ settings: { maxConcurrentStreams: settings.maxConcurrentStreams } }, handler as unknown as (request: http2.Http2ServerRequest, response: http2.Http2ServerResponse) => void)
   const closeSessions = trackSessions(h2, settings)
   server.closeHttp2Sessions = closeSessions
 
@@ -107,7 +108,7 @@ function createCleartext (handler: RequestHandler, settings: Settings): DualProt
 }
 
 function createSecure (handler: RequestHandler, tls: { key: string | Buffer, cert: string | Buffer }, settings: Settings): DualProtocolServer {
-  const server = http2.createSecureServer({ key: tls.key, cert: tls.cert, allowHTTP1: true }, handler as unknown as (request: http2.Http2ServerRequest, response: http2.Http2ServerResponse) => void)
+  const server = http2.createSecureServer({ key: tls.key, cert: tls.cert, allowHTTP1: true, settings: { maxConcurrentStreams: settings.maxConcurrentStreams } }, handler as unknown as (request: http2.Http2ServerRequest, response: http2.Http2ServerResponse) => void)
   // allowHTTP1 gives the secure server Node's HTTP/1.1 settings (300 s requestTimeout among them).
   applyHttp1Settings(server as unknown as http.Server, settings)
   const closeSessions = trackSessions(server, settings)

@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { ApiError } from '../../schemas/error-codes.ts'
+import { ApiError, retryAfterOf } from '../../schemas/error-codes.ts'
 import type { Mode } from '../../schemas/messages.ts'
 import type { StartRequest } from '../../src/core/start-request.ts'
 import { toApiError } from '../errors.ts'
@@ -41,23 +41,24 @@ export default async function httpStreamTransport (app: FastifyInstance): Promis
       errorHandler: (error: FastifyError, request, reply) => { refuse(request, reply, toApiError(error, request)) },
       handler: async (request, reply) => {
         const kind = bodyKindOf(request)
-        streamer.admit()
+        // A raw body's format is all in the query: a bad one is refused before capacity is.
+        const rawStart = kind === 'raw' ? queryNamed(() => streamer.startParser.parse(startBody(request, null))) : null
+        streamer.admit(request.ip)
         const body = new BodyReader(request.raw, limits.max_upload_bytes)
         try {
           let wavDataBytes: number | null = null
           let start: StartRequest
-          if (kind === 'wav') {
+          if (rawStart === null) {
             // Wait for the header so a bad WAV is a plain 400, not an event after a 200.
             const header = await body.readWavHeader()
             start = streamer.startParser.parse(startBody(request, header.format))
             body.skip(header.dataOffset)
             wavDataBytes = header.dataBytes
           } else {
-            start = queryNamed(() => streamer.startParser.parse(startBody(request, null)))
+            start = rawStart
           }
-          // Checked again in the same tick as the stream opens: waiting for a WAV header may
-          // have let other sessions fill the server.
-          streamer.admit()
+          // Checked again in the same tick as the stream opens (openStream does): waiting for a
+          // WAV header may have let other sessions fill the server.
           stream(request, reply, mode, start, body, wavDataBytes)
         } catch (error) {
           body.stop()
@@ -75,8 +76,13 @@ export default async function httpStreamTransport (app: FastifyInstance): Promis
       transport: 'http',
       mode,
       start,
+      client: request.ip,
       sink: {
         send: (event) => { events.send(event, nextId++) },
+        // Flow control: a paused request stops reading, and TCP (or HTTP/2's window) tells the client.
+        pause: () => { request.raw.pause() },
+        resume: () => { request.raw.resume() },
+        outboundBytes: () => events.bufferedBytes(),
         // The server ended the stream (a limit, shutdown): the error event was the last; the
         // response ends and the rest of the upload is refused.
         close: () => {
@@ -136,6 +142,8 @@ function refuse (request: FastifyRequest, reply: FastifyReply, error: ApiError):
   request.log.debug({ code: error.code, field: error.field }, 'upload refused')
   // HTTP/1.1: the rest of an unread upload cannot be skipped; HTTP/2 resets the stream instead.
   if (request.raw.httpVersionMajor < 2) reply.header('connection', 'close')
+  const retryAfter = retryAfterOf(error.code)
+  if (retryAfter !== undefined) reply.header('retry-after', String(retryAfter))
   void reply.code(error.statusCode).type('application/json; charset=utf-8').send(error.toResponse())
   stopUpload(request.raw, reply)
 }

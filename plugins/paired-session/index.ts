@@ -53,6 +53,7 @@ async function routes (app: FastifyInstance): Promise<void> {
   const streamer = app.streamer
   const config = streamer.config.paired
   const maxFrameBytes = streamer.config.limits.max_frame_bytes
+  const maxOutboundBytes = streamer.config.limits.max_outbound_bytes
   const sessions = new PairedSessions({ limits: config })
   // The create body: the start message's fields (with this server's channel limit) plus the mode.
   const createBody = Type.Composite([
@@ -67,7 +68,7 @@ async function routes (app: FastifyInstance): Promise<void> {
   // Last-Event-ID is listed because EventSource sets it on a reconnect.
   await app.register(cors, {
     origin: config.cors_origins.includes('*') ? '*' : config.cors_origins,
-    methods: ['GET', 'HEAD', 'POST'],
+    methods: ['GET', 'POST'],
     allowedHeaders: ['Content-Type', 'Last-Event-ID'],
     credentials: false,
     maxAge: 600
@@ -96,11 +97,13 @@ async function routes (app: FastifyInstance): Promise<void> {
       mode,
       start,
       id,
+      client: request.ip,
       sink: {
         send: (event) => { paired.record(event) },
-        // The server ended the stream (shutdown): its error event reached the readers; they are
-        // closed and the id forgotten.
-        close: () => { paired.abort() }
+        // The server ended the stream. After a limit (idle, duration) it sent every result and
+        // `end`: the session lingers for readers as after a stop. At once (shutdown): the
+        // error event reached the readers; they are closed and the id forgotten.
+        close: () => { if (paired.state !== 'ended') paired.abort() }
       }
     })
     paired.attach(stream)
@@ -110,7 +113,7 @@ async function routes (app: FastifyInstance): Promise<void> {
       events_url: `${base}/events`,
       audio_url: `${base}/audio`,
       stop_url: `${base}/stop`,
-      expires_in: config.idle_timeout_ms / 1000
+      expires_in: streamer.config.limits.idle_timeout_seconds
     })
   })
 
@@ -122,14 +125,31 @@ async function routes (app: FastifyInstance): Promise<void> {
     const paired = sessions.get(request.params.id)
     const lastId = parseLastEventId(lastHeader(request.headers['last-event-id']), request.query.last_event_id)
     let stream: EventStream | undefined
+    // The replay is written in one burst, before the client can have read any of it: it is
+    // bounded by the replay buffer, not by max_outbound_bytes, and what is still unsent of it
+    // after the burst is allowed on top of the limit for the live events that follow.
+    let replaying = true
+    let allowance = maxOutboundBytes
     const handle = paired.openReader(lastId, (): EventReader => {
       const opened = openEventStream(request, reply)
       stream = opened
       return {
-        send: (logged) => { opened.send(logged.event, logged.id) },
+        send: (logged) => {
+          if (opened.closed) return
+          // A reader that does not read is dropped, not buffered without bound: it can come
+          // back with Last-Event-ID and get the rest from the replay buffer.
+          if (!replaying && opened.bufferedBytes() > allowance) {
+            request.log.info({ session: request.params.id }, 'events reader not reading: closed')
+            opened.end()
+            return
+          }
+          opened.send(logged.event, logged.id)
+        },
         close: () => { opened.end() }
       }
     })
+    replaying = false
+    allowance += stream?.bufferedBytes() ?? 0
     if (handle === null || stream === undefined) {
       // The reader has everything up to `end`: 204 makes EventSource stop reconnecting.
       return reply.code(204).send()
@@ -150,6 +170,14 @@ async function routes (app: FastifyInstance): Promise<void> {
     const ack = paired.pushChunk(seq, bytes)
     // 202: held, not yet applied (an earlier seq is missing).
     return reply.code(ack.buffered?.includes(seq) === true && ack.duplicate !== true ? 202 : 200).send(ack)
+  })
+
+  app.post<{ Params: PairedSessionParams }>('/:id/keepalive', {
+    schema: { params: PairedSessionParams, response: { 204: Type.Null({ description: 'The idle clock started over' }), ...ERROR_RESPONSES } },
+    config: { quietRequestLog: true }
+  }, async (request, reply) => {
+    sessions.get(request.params.id).keepalive()
+    return reply.code(204).send()
   })
 
   app.post<{ Params: PairedSessionParams }>('/:id/stop', {

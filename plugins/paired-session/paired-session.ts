@@ -6,11 +6,10 @@ import { EventLog, type LoggedEvent } from './event-log.ts'
 // A paired session is one stream fed by separate HTTP requests: audio chunks POSTed by `seq`,
 // events read through one or more EventSource connections that may drop and resume. This file
 // is the transport-free part: putting chunks back in order, numbering events and keeping a
-// bounded replay buffer, idle expiry and the lifecycle. index.ts
+// bounded replay buffer and the lifecycle (the idle limit is the core's, as on every transport). index.ts
 // maps it onto routes; the tests drive it with no server at all.
 
 export interface PairedLimits {
-  idle_timeout_ms: number
   linger_ms: number
   replay_events: number
   reorder_window: number
@@ -33,6 +32,9 @@ export interface PairedSink {
   pushAudio (bytes: Uint8Array): void
   finish (): Promise<unknown>
   abort (): void
+  keepalive (): void
+  // Whether the server stopped taking this stream's audio until its work drains.
+  readonly paused: boolean
 }
 
 // A connected events reader, as the transport implements it (an SSE response).
@@ -53,16 +55,16 @@ export interface Timers {
 const realTimers: Timers = {
   setTimeout: (fn, ms) => {
     const timer = setTimeout(fn, ms)
-    timer.unref() // a pending expiry never keeps the process alive
+    timer.unref() // a pending linger never keeps the process alive
     return timer
   },
   clearTimeout: (handle) => { clearTimeout(handle as NodeJS.Timeout) }
 }
 
-// open: audio accepted. stopping: stop (or expiry) asked the core to finish; results still come.
+// open: audio accepted. stopping: stop asked the core to finish; results still come.
 // ended: `end` was logged; the events URL still replays for `linger_ms`. closed: gone (404).
 export type PairedState = 'open' | 'stopping' | 'ended' | 'closed'
-export type CloseReason = 'ended' | 'expired' | 'aborted'
+export type CloseReason = 'ended' | 'aborted'
 
 export interface AudioAck {
   accepted_seq: number
@@ -93,7 +95,6 @@ export class PairedSession {
   readonly #readers = new Set<EventReader>()
   #sink: PairedSink | null = null
   #state: PairedState = 'open'
-  #expiring = false
   #timer: unknown = null
 
   constructor (options: PairedSessionOptions) {
@@ -103,7 +104,6 @@ export class PairedSession {
     this.#chunks = new ChunkReorderer({ window: options.limits.reorder_window, maxBytes: options.limits.reorder_max_bytes })
     this.#timers = options.timers ?? realTimers
     this.#onClose = options.onClose
-    this.#armIdle()
   }
 
   get state (): PairedState { return this.#state }
@@ -126,8 +126,7 @@ export class PairedSession {
     for (const reader of [...this.#readers]) reader.close()
     this.#readers.clear()
     this.#clearTimer()
-    // An expired session had no reader for the whole idle time: nobody is coming back for it.
-    if (this.#expiring || this.#limits.linger_ms === 0) this.#close(this.#expiring ? 'expired' : 'ended')
+    if (this.#limits.linger_ms === 0) this.#close('ended')
     else this.#timer = this.#timers.setTimeout(() => { this.#close('ended') }, this.#limits.linger_ms)
   }
 
@@ -144,8 +143,14 @@ export class PairedSession {
       throw new ApiError('conflict', `The session was stopped after seq ${this.#chunks.acceptedSeq}; it accepts no more audio`, { field: 'seq' })
     }
     const sink = this.#requireSink()
+    // Any audio POST shows the client is there, an empty one included (a keepalive).
+    sink.keepalive()
+    // Flow control: while the stream holds too much work, a new chunk is not taken; the client
+    // sends it again after Retry-After. A repeat is still acknowledged.
+    if (sink.paused && seq > this.#chunks.acceptedSeq && !this.#chunks.heldSeqs.includes(seq)) {
+      throw new ApiError('rate_limited', `Audio is arriving faster than the server works through it (limits.max_buffered_seconds): seq ${seq} was not taken; send it again after the Retry-After seconds`, { field: 'seq' })
+    }
     const outcome = this.#chunks.offer(seq, bytes)
-    this.#armIdle()
     if (outcome.status === 'duplicate') return ack({ duplicate: true })
     if (outcome.status === 'applied') for (const chunk of outcome.ready) sink.pushAudio(chunk)
     return ack()
@@ -192,12 +197,15 @@ export class PairedSession {
       return { detach: () => {} }
     }
     this.#readers.add(reader)
-    this.#armIdle()
     return {
-      detach: () => {
-        if (this.#readers.delete(reader)) this.#armIdle()
-      }
+      detach: () => { this.#readers.delete(reader) }
     }
+  }
+
+  // The client says it is still there without sending audio: the core's idle clock starts over.
+  keepalive (): void {
+    if (this.#state === 'closed') throw new ApiError('not_found', 'No such session')
+    if (this.#state === 'open') this.#requireSink().keepalive()
   }
 
   // Shutdown or a fault: free everything now, emit nothing more.
@@ -229,19 +237,6 @@ export class PairedSession {
     // finish() settles after `end` was emitted (see record) or the session was aborted.
     void this.#requireSink().finish().catch(() => { this.abort() })
     return discarded
-  }
-
-  // Idle expiry: only an open session with no reader runs the clock, restarted by every audio
-  // POST and every reader leaving. Expiry finalises the stream like a stop, then frees it.
-  #armIdle (): void {
-    this.#clearTimer()
-    if (this.#state !== 'open' || this.#readers.size > 0) return
-    this.#timer = this.#timers.setTimeout(() => {
-      this.#timer = null
-      if (this.#state !== 'open' || this.#readers.size > 0) return
-      this.#expiring = true
-      this.#beginFinish()
-    }, this.#limits.idle_timeout_ms)
   }
 
   #clearTimer (): void {
@@ -284,10 +279,10 @@ export class PairedSessions {
     return session
   }
 
-  // Unknown, expired and lingered-out ids alike: 404.
+  // Unknown, ended-by-idle and lingered-out ids alike: 404.
   get (id: string): PairedSession {
     const session = this.#sessions.get(id)
-    if (session === undefined) throw new ApiError('not_found', 'No such session: the id is unknown, the session expired, or it ended and is no longer kept')
+    if (session === undefined) throw new ApiError('not_found', 'No such session: the id is unknown, or the session ended and is no longer kept')
     return session
   }
 

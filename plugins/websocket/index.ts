@@ -8,27 +8,49 @@ import type { Stream } from '../../src/core/stream.ts'
 
 // RFC 6455 close codes this transport uses itself; errors carry theirs in the catalogue.
 const CLOSE_NORMAL = 1000
-const CLOSE_SERVER_ERROR = 1011
 const CLOSE_GOING_AWAY = 1001
+const CLOSE_SERVER_ERROR = 1011
+const CLOSE_TRY_AGAIN_LATER = 1013
+
+// Refusals of a start that say "come back later": the error event, then close 1013.
+const RETRY_LATER = new Set(['not_ready', 'too_many_sessions', 'shutting_down'])
 
 // The WebSocket transport: text frames carry control messages and events, binary frames carry
 // audio. Frames over the configured size are refused by ws itself with close code 1009.
 export default async function websocketTransport (app: FastifyInstance): Promise<void> {
-  const connections = new Set<WebSocket>()
+  const limits = app.streamer.config.limits
+  const connections = new Set<Connection>()
   await app.register(websocket, {
-    options: { maxPayload: app.streamer.config.limits.max_frame_bytes },
+    options: { maxPayload: limits.max_frame_bytes },
     // Shutdown: the core ends the streams (each closes its socket); sockets with no stream
     // running are closed here.
     preClose: async () => {
-      for (const socket of connections) socket.close(CLOSE_GOING_AWAY, 'Server shutting down')
+      for (const connection of connections) connection.socket.close(CLOSE_GOING_AWAY, 'Server shutting down')
     }
   })
 
+  // Liveness: every socket is pinged; one that did not answer the previous ping is a half-open
+  // connection (a client that vanished without a FIN) and is dropped.
+  const pinger = setInterval(() => {
+    for (const connection of connections) connection.ping()
+  }, limits.ping_interval_seconds * 1000)
+  pinger.unref()
+  app.addHook('onClose', async () => { clearInterval(pinger) })
+
   for (const mode of ['segmented', 'simple'] as const) {
-    app.get(`/api/v1/${mode}`, { websocket: true }, (socket, request) => {
-      connections.add(socket)
-      socket.once('close', () => connections.delete(socket))
-      serveConnection(app, socket, mode, request.log)
+    app.route({
+      method: 'GET',
+      url: `/api/v1/${mode}`,
+      schema: { hide: true },
+      // A plain GET (a browser, curl without the upgrade): say what this route is.
+      handler: async () => {
+        throw new ApiError('upgrade_required', `/api/v1/${mode} is a WebSocket route: connect with a WebSocket client (ws://host/api/v1/${mode}), or stream audio over HTTP with POST /api/v1/${mode}`)
+      },
+      wsHandler: (socket, request) => {
+        const connection = new Connection(app, socket, mode, request.log, request.ip)
+        connections.add(connection)
+        socket.once('close', () => connections.delete(connection))
+      }
     })
   }
 }
@@ -36,73 +58,136 @@ export default async function websocketTransport (app: FastifyInstance): Promise
 // A close reason is at most 123 bytes (RFC 6455 5.5).
 const closeReason = (text: string): string => Buffer.from(text).subarray(0, 123).toString()
 
-function serveConnection (app: FastifyInstance, socket: WebSocket, mode: Mode, log: FastifyBaseLogger): void {
-  const streamer = app.streamer
-  let current: Stream | null = null
-  let discardedBytes = 0
-  // Messages are handled strictly in arrival order: audio after a new start must reach the new
-  // stream, which exists only once the previous one has sent its `end`.
-  let queue: Promise<void> = Promise.resolve()
+// One WebSocket connection: any number of streams one after another, control messages and
+// audio handled strictly in arrival order.
+class Connection {
+  readonly socket: WebSocket
+  readonly #app: FastifyInstance
+  readonly #mode: Mode
+  readonly #log: FastifyBaseLogger
+  readonly #client: string
+  #current: Stream | null = null
+  #discardedBytes = 0
+  #alive = true
+  // Audio after a new start must reach the new stream, which exists only once the previous one
+  // has sent its `end`: messages wait for the one before.
+  #queue: Promise<void> = Promise.resolve()
+  // A socket with no stream holds a connection too: it is closed after the idle limit.
+  readonly #idle: NodeJS.Timeout
 
-  const send = (event: StreamEvent): void => {
-    if (socket.readyState === socket.OPEN) socket.send(JSON.stringify(event))
+  constructor (app: FastifyInstance, socket: WebSocket, mode: Mode, log: FastifyBaseLogger, client: string) {
+    this.socket = socket
+    this.#app = app
+    this.#mode = mode
+    this.#log = log
+    this.#client = client
+    const seconds = app.streamer.config.limits.idle_timeout_seconds
+    this.#idle = setTimeout(() => {
+      if (this.#current !== null) return // the stream's own idle limit applies
+      this.#send(new ApiError('idle_timeout', `No start message for ${seconds} s (limits.idle_timeout_seconds): the connection was closed`).toEvent())
+      socket.close(closeCodeOf('idle_timeout'), 'No stream started')
+    }, seconds * 1000)
+    this.#idle.unref()
+    socket.on('message', (data, isBinary) => {
+      this.#idle.refresh()
+      this.#queue = this.#queue.then(() => this.#handle(data, isBinary)).catch((error: unknown) => { this.#onError(error) })
+    })
+    socket.on('pong', () => { this.#alive = true })
+    // A client that goes away mid-stream frees its stream at once.
+    socket.on('close', () => {
+      clearTimeout(this.#idle)
+      this.#current?.abort()
+    })
+    socket.on('error', (error) => { log.warn({ err: error }, 'websocket error') })
   }
 
-  const finishCurrent = async (): Promise<void> => {
-    const stream = current
-    if (stream === null) return
-    await stream.finish()
-    if (current === stream) current = null
-  }
-
-  const handle = async (data: RawData, isBinary: boolean): Promise<void> => {
-    if (isBinary) {
-      const bytes = toBytes(data)
-      if (current === null) {
-        // Told once per gap, not once per frame; the count shows how much was dropped.
-        if (discardedBytes === 0) send(new ApiError('audio_before_start', 'Audio arrived before a start message and is discarded until {"request":"start","format":{...}} is sent').toEvent())
-        discardedBytes += bytes.length
-        return
-      }
-      current.pushAudio(bytes)
+  ping (): void {
+    if (!this.#alive) {
+      this.#log.info({ session: this.#current?.id }, 'websocket missed a ping: closed')
+      this.socket.terminate()
       return
     }
-    const message = streamer.startParser.parseClientMessage(data.toString())
+    this.#alive = false
+    this.socket.ping()
+  }
+
+  #send (event: StreamEvent): void {
+    if (this.socket.readyState === this.socket.OPEN) this.socket.send(JSON.stringify(event))
+  }
+
+  async #finishCurrent (): Promise<void> {
+    const stream = this.#current
+    if (stream === null) return
+    await stream.finish()
+    if (this.#current === stream) this.#current = null
+  }
+
+  async #handle (data: RawData, isBinary: boolean): Promise<void> {
+    if (isBinary) {
+      const bytes = toBytes(data)
+      if (this.#current === null) {
+        // Told once per gap, not once per frame; the count shows how much was dropped.
+        if (this.#discardedBytes === 0) this.#send(new ApiError('audio_before_start', 'Audio arrived before a start message and is discarded until {"request":"start","format":{...}} is sent').toEvent())
+        this.#discardedBytes += bytes.length
+        return
+      }
+      this.#current.pushAudio(bytes)
+      return
+    }
+    const message = this.#app.streamer.startParser.parseClientMessage(data.toString())
+    if (message.request === 'keepalive') {
+      this.#current?.keepalive()
+      return
+    }
     if (message.request === 'stop') {
-      if (current === null) throw new ApiError('stop_without_start', 'stop received with no stream running: send {"request":"start",...} first')
-      await finishCurrent()
-      if (message.disconnect) socket.close(CLOSE_NORMAL, 'Stream finished')
+      if (this.#current === null) {
+        if (message.disconnect) {
+          this.socket.close(CLOSE_NORMAL, 'No stream was running')
+          return
+        }
+        throw new ApiError('stop_without_start', 'stop received with no stream running: send {"request":"start",...} first')
+      }
+      await this.#finishCurrent()
+      if (message.disconnect) this.socket.close(CLOSE_NORMAL, 'Stream finished')
       return
     }
     // A start during a stream ends the current one first, as a stop would.
-    await finishCurrent()
-    if (socket.readyState !== socket.OPEN) return
-    discardedBytes = 0
-    current = streamer.openStream({
+    await this.#finishCurrent()
+    if (this.socket.readyState !== this.socket.OPEN) return
+    this.#discardedBytes = 0
+    const socket = this.socket
+    const stream = this.#app.streamer.openStream({
       transport: 'websocket',
-      mode,
+      mode: this.#mode,
       start: message.start,
+      client: this.#client,
       sink: {
-        send,
-        close: (error) => { socket.close(closeCodeOf(error.code) ?? CLOSE_SERVER_ERROR, closeReason(error.message)) }
+        send: (event) => { this.#send(event) },
+        close: (error) => { socket.close(closeCodeOf(error.code) ?? CLOSE_SERVER_ERROR, closeReason(error.message)) },
+        pause: () => { socket.pause() },
+        resume: () => { socket.resume() },
+        outboundBytes: () => socket.bufferedAmount
       }
+    })
+    this.#current = stream
+    // However it ends (the stop, a limit, a fault), the connection's own idle clock starts then.
+    void stream.closed.then(() => {
+      if (this.#current === stream) this.#current = null
+      this.#idle.refresh()
     })
   }
 
-  socket.on('message', (data, isBinary) => {
-    queue = queue.then(() => handle(data, isBinary)).catch((error: unknown) => {
-      if (error instanceof ApiError) {
-        send(error.toEvent())
-        return
-      }
-      log.error({ err: error }, 'websocket handler failed')
-      send(new ApiError('internal', 'Internal server error').toEvent())
-      socket.close(CLOSE_SERVER_ERROR, 'Internal server error')
-    })
-  })
-  // A client that goes away mid-stream frees its stream at once.
-  socket.on('close', () => { current?.abort() })
-  socket.on('error', (error) => { log.warn({ err: error }, 'websocket error') })
+  #onError (error: unknown): void {
+    if (error instanceof ApiError) {
+      this.#send(error.toEvent())
+      // A start refused for capacity: the client should come back later, maybe elsewhere.
+      if (RETRY_LATER.has(error.code)) this.socket.close(CLOSE_TRY_AGAIN_LATER, closeReason(error.message))
+      return
+    }
+    this.#log.error({ err: error }, 'websocket handler failed')
+    this.#send(new ApiError('internal', 'Internal server error').toEvent())
+    this.socket.close(CLOSE_SERVER_ERROR, 'Internal server error')
+  }
 }
 
 function toBytes (data: RawData): Uint8Array {

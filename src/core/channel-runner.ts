@@ -8,6 +8,9 @@ export interface ChannelRunner {
   finish (): Promise<void>
   // The client is gone: stop work, emit nothing more.
   abort (): void
+  // 16 kHz samples received that are not through the VAD and the model yet: what flow control
+  // bounds (limits.max_buffered_seconds).
+  readonly heldSamples: number
 }
 
 export interface RunnerOptions {
@@ -18,4 +21,6 @@ export interface RunnerOptions {
   signal: AbortSignal
   // A fault the client is told of only as `internal`; the details go to the log.
   onFault?: (error: unknown) => void
+  // The stream holds more than half of what it may: skip optional work (interim results).
+  underPressure?: () => boolean
 }

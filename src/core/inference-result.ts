@@ -27,16 +27,22 @@ export function segmentEvent (span: SegmentSpan, output: ModelOutput): SegmentEv
 }
 
 // A failed inference becomes one error event for that span. The model's own message is shown
-// only for a model error; anything else (a crashed worker) is an opaque internal error, whose
-// cause goes to `onFault` (the log).
+// only for a model error, and the pool's for a deadline (it names the setting, nothing more);
+// anything else (a crashed worker) is an opaque internal error, whose cause goes to `onFault`
+// (the log).
 export function inferenceErrorEvent (span: SegmentSpan, error: unknown, onFault?: (error: unknown) => void): ErrorEvent {
-  const failed = error instanceof InferenceError && error.code === 'inference_failed'
-  if (!failed) onFault?.(error)
+  const code = error instanceof InferenceError && (error.code === 'inference_failed' || error.code === 'inference_timeout') ? error.code : 'internal'
+  if (code === 'internal') onFault?.(error)
+  let message = 'Internal server error'
+  switch (code) {
+    case 'inference_failed': message = `Inference failed: ${(error as Error).message}`; break
+    case 'inference_timeout': message = (error as Error).message; break
+  }
   const event: ErrorEvent = {
     type: 'error',
     channel: span.channel,
-    code: failed ? 'inference_failed' : 'internal',
-    message: failed ? `Inference failed: ${(error as Error).message}` : 'Internal server error',
+    code,
+    message,
     start_time: seconds(span.startSample),
     end_time: seconds(span.endSample)
   }

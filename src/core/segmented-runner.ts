@@ -40,6 +40,7 @@ export class SegmentedRunner implements ChannelRunner {
   #utteranceStart: number | null = null
   #nextInterimAt = 0
   #interimInFlight = false
+  #inferringSamples = 0 // audio of this channel's inferences queued or running
   #idle: (() => void) | null = null
 
   constructor (options: RunnerOptions) {
@@ -74,6 +75,10 @@ export class SegmentedRunner implements ChannelRunner {
       for (const boundary of this.#segmenter.flush(this.#audio.end)) this.#onBoundary(boundary.kind, boundary.sample)
     }
     await this.#events.drained()
+  }
+
+  get heldSamples (): number {
+    return this.#audio.end - this.#vadDone + this.#inferringSamples
   }
 
   abort (): void {
@@ -175,8 +180,8 @@ export class SegmentedRunner implements ChannelRunner {
     if (this.#options.interimResults && this.#vadDone >= this.#nextInterimAt) {
       this.#nextInterimAt = this.#vadDone + this.#interimSamples
       // One interim in flight per channel: with a slow model a late interim is worth less than
-      // the next, longer one.
-      if (this.#interimInFlight) return
+      // the next, longer one. Under pressure none: the final replaces them.
+      if (this.#interimInFlight || this.#options.underPressure?.() === true) return
       this.#interimInFlight = true
       this.#infer({ channel, startSample: start, endSample: this.#vadDone, isFinal: false }, () => { this.#interimInFlight = false })
     }
@@ -184,10 +189,15 @@ export class SegmentedRunner implements ChannelRunner {
 
   #infer (span: SegmentSpan, done?: () => void): void {
     const audio = this.#audio.slice(span.startSample, span.endSample)
-    const result = this.#options.services.infer(audio, this.#options.signal).then(
+    const samples = audio.length
+    this.#inferringSamples += samples
+    const result = this.#options.services.infer(audio, { signal: this.#options.signal }).then(
       (output) => segmentEvent(span, output),
       (error: unknown) => inferenceErrorEvent(span, error, this.#options.onFault)
-    ).finally(done)
+    ).finally(() => {
+      this.#inferringSamples -= samples
+      done?.()
+    })
     this.#events.enqueue(result)
   }
 

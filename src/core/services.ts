@@ -3,11 +3,11 @@ import type { LimitsConfig, VadConfig } from '../../schemas/config.ts'
 import type { StreamEvent } from '../../schemas/events.ts'
 import type { Mode, Transport } from '../../schemas/messages.ts'
 import type { ModelOutput } from '../inference/model.ts'
-import type { InferenceTiming } from '../inference/model-pool.ts'
+import type { InferenceTiming, InferOptions } from '../inference/model-pool.ts'
 
 // What a session needs from the world, as plain functions: the streamer core wires in the real
 // worker pools; unit tests wire in fast, flaky or crashing fakes.
-export type InferFn = (audio: Float32Array, signal?: AbortSignal, onTiming?: (timing: InferenceTiming) => void) => Promise<ModelOutput>
+export type InferFn = (audio: Float32Array, options?: InferOptions) => Promise<ModelOutput>
 
 export interface VadStreamLike {
   // k*512 samples of 16 kHz audio -> k speech probabilities; calls on one stream are sequential.

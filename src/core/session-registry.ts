@@ -30,6 +30,13 @@ export class SessionRegistry {
     return n
   }
 
+  /** Open sessions of one client address. */
+  countFor (client: string): number {
+    let n = 0
+    for (const entry of this.#entries.values()) if (entry.client === client) n++
+    return n
+  }
+
   entries (): IterableIterator<Stream> { return this.#entries.values() }
 
   onChange (listener: (entry: Stream, change: 'opened' | 'closed') => void): void {

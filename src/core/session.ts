@@ -16,6 +16,15 @@ export interface SessionOptions {
   services: SessionServices
   emit: (event: StreamEvent) => void
   onFault?: (error: unknown) => void
+  /**
+   * Whether the client has left too many events unread (see limits.max_outbound_bytes): then
+   * interim segments are dropped (counted in `end`), and a final calls `onOverflow` instead of
+   * being sent, so the stream can end with `slow_consumer`.
+   */
+  outboundFull?: () => boolean
+  onOverflow?: () => void
+  /** Whether the stream holds so much work that optional work (interim results) is skipped. */
+  underPressure?: () => boolean
 }
 
 export type SessionState = 'streaming' | 'finishing' | 'ended' | 'aborted'
@@ -34,6 +43,9 @@ export class Session {
   readonly #services: SessionServices
   readonly #segments: number[]
   readonly #interims: number[]
+  readonly #interimsDropped: number[]
+  readonly #outboundFull: (() => boolean) | undefined
+  readonly #onOverflow: (() => void) | undefined
   #errors = 0
   #state: SessionState = 'streaming'
   #finished: Promise<EndEvent> | null = null
@@ -51,6 +63,9 @@ export class Session {
     this.#resamplers = Array.from({ length: channels }, () => new StreamingResampler(options.format.sample_rate, MODEL_SAMPLE_RATE))
     this.#segments = new Array<number>(channels).fill(0)
     this.#interims = new Array<number>(channels).fill(0)
+    this.#interimsDropped = new Array<number>(channels).fill(0)
+    this.#outboundFull = options.outboundFull
+    this.#onOverflow = options.onOverflow
     const Runner = options.mode === 'segmented' ? SegmentedRunner : SimpleRunner
     this.#runners = Array.from({ length: channels }, (_, channel) => new Runner({
       channel,
@@ -58,11 +73,19 @@ export class Session {
       interimResults: options.interimResults,
       emit: (event) => { this.#send(event) },
       signal: this.#abort.signal,
-      onFault: options.onFault
+      onFault: options.onFault,
+      underPressure: options.underPressure
     }))
   }
 
   get state (): SessionState { return this.#state }
+
+  /** Seconds of audio received that the pipeline still holds (not yet through the VAD and the model), on the busiest channel. */
+  get heldSeconds (): number {
+    let held = 0
+    for (const runner of this.#runners) held = Math.max(held, runner.heldSamples)
+    return held / MODEL_SAMPLE_RATE
+  }
 
   // Audio bytes as they arrived: any length, frames may be split across calls.
   pushAudio (bytes: Uint8Array): void {
@@ -77,12 +100,13 @@ export class Session {
   }
 
   // The stop: finalise open speech, send every result for the audio received, then `end`.
-  finish (): Promise<EndEvent> {
-    this.#finished ??= this.#finish()
+  // `reason`, when the server ends the stream (a limit), is sent just before `end`.
+  finish (reason?: ErrorEvent): Promise<EndEvent> {
+    this.#finished ??= this.#finish(reason)
     return this.#finished
   }
 
-  async #finish (): Promise<EndEvent> {
+  async #finish (reason: ErrorEvent | undefined): Promise<EndEvent> {
     this.#state = 'finishing'
     const leftover = this.#decoder.pendingBytes
     if (leftover > 0) {
@@ -96,6 +120,7 @@ export class Session {
     }
     this.#resamplers.forEach((resampler, channel) => { (this.#runners[channel] as ChannelRunner).push(resampler.flush()) })
     await Promise.all(this.#runners.map(async (runner) => { await runner.finish() }))
+    if (reason !== undefined) this.#send(reason)
     const frames = this.#decoder.framesDecoded
     const end: EndEvent = {
       type: 'end',
@@ -104,6 +129,7 @@ export class Session {
       samples_received: new Array<number>(this.format.channels).fill(frames),
       segments: this.#segments,
       interim_segments: this.#interims,
+      interim_segments_dropped: this.#interimsDropped,
       errors: this.#errors
     }
     if (this.#state === 'finishing') {
@@ -132,7 +158,18 @@ export class Session {
   #send (event: StreamEvent): void {
     if (this.#state === 'aborted' || this.#state === 'ended') return
     if (event.type === 'segment' && event.channel !== null) {
-      const counts = event.is_final === false ? this.#interims : this.#segments
+      const interim = event.is_final === false
+      if (this.#outboundFull?.() === true) {
+        // The client is not reading: interims are worth the least and go first; a final is
+        // never dropped, the stream ends instead (slow_consumer).
+        if (interim) {
+          this.#interimsDropped[event.channel] = (this.#interimsDropped[event.channel] ?? 0) + 1
+          return
+        }
+        this.#onOverflow?.()
+        return
+      }
+      const counts = interim ? this.#interims : this.#segments
       counts[event.channel] = (counts[event.channel] ?? 0) + 1
     } else if (event.type === 'error') {
       this.#errors++

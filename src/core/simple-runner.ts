@@ -15,6 +15,7 @@ export class SimpleRunner implements ChannelRunner {
   #queued = 0
   #dispatched = 0 // samples handed to the model so far: the next segment's start
   #inFlight = 0
+  #inFlightSamples = 0
   #aborted = false
   #allSent: (() => void) | null = null
 
@@ -42,6 +43,10 @@ export class SimpleRunner implements ChannelRunner {
     await this.#events.drained()
   }
 
+  get heldSamples (): number {
+    return this.#queued + this.#inFlightSamples
+  }
+
   abort (): void {
     this.#aborted = true
     this.#queue = []
@@ -56,11 +61,14 @@ export class SimpleRunner implements ChannelRunner {
       const span = { channel: this.#options.channel, startSample: this.#dispatched, endSample: this.#dispatched + audio.length }
       this.#dispatched = span.endSample
       this.#inFlight++
-      const result = this.#options.services.infer(audio, this.#options.signal).then(
+      this.#inFlightSamples += audio.length
+      const samples = audio.length
+      const result = this.#options.services.infer(audio, { signal: this.#options.signal }).then(
         (output) => segmentEvent(span, output),
         (error: unknown) => inferenceErrorEvent(span, error, this.#options.onFault)
       ).finally(() => {
         this.#inFlight--
+        this.#inFlightSamples -= samples
         this.#dispatch()
       })
       this.#events.enqueue(result)

@@ -1,7 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox'
 import type { AudioFormat } from '../../schemas/audio-format.ts'
 import { ApiError } from '../../schemas/error-codes.ts'
-import { StopMessage, streamStartWithLimit, TRACEPARENT_PATTERN, StreamStart } from '../../schemas/messages.ts'
+import { KeepaliveMessage, StopMessage, streamStartWithLimit, TRACEPARENT_PATTERN, StreamStart } from '../../schemas/messages.ts'
 import { compileValidator, type Validator } from '../../schemas/validation.ts'
 import { describeFormatProblem } from '../audio/format-support.ts'
 
@@ -15,6 +15,7 @@ export interface StartRequest {
 export type ParsedClientMessage =
   | { request: 'start', start: StartRequest }
   | { request: 'stop', disconnect: boolean }
+  | { request: 'keepalive' }
 
 const TRACEPARENT = new RegExp(TRACEPARENT_PATTERN)
 
@@ -32,6 +33,7 @@ export class StartParser {
   readonly #start: Validator<typeof StreamStart>
   readonly #message: Validator<ReturnType<typeof startMessageSchema>>
   readonly #stop = compileValidator(StopMessage)
+  readonly #keepalive = compileValidator(KeepaliveMessage)
 
   constructor (maxChannels: number) {
     this.maxChannels = maxChannels
@@ -49,7 +51,7 @@ export class StartParser {
   fromValidated (start: Static<typeof StreamStart>): StartRequest {
     const problem = describeFormatProblem(start.format, this.maxChannels)
     if (problem !== null) throw new ApiError('unsupported_format', problem.message, { field: problem.field })
-    return { format: start.format, interimResults: start.interim_results === true, traceId: start.trace_id }
+    return { format: start.format, interimResults: start.interim_results === true, traceId: start.trace_id ?? undefined }
   }
 
   /** A WebSocket text frame: the Rust original's {"request": "start" | "stop", ...}. */
@@ -69,9 +71,13 @@ export class StartParser {
       return { request: 'start', start: this.fromValidated(start) }
     }
     if (request === 'stop') return { request: 'stop', disconnect: this.#stop(body).disconnect === true }
+    if (request === 'keepalive') {
+      this.#keepalive(body)
+      return { request: 'keepalive' }
+    }
     const hint = 'type' in body ? ' (this protocol names the message in "request", not "type")' : ''
-    const got = request === undefined ? 'a message with no "request" field' : `request ${JSON.stringify(request).slice(0, 40)}`
-    throw new ApiError('invalid_message', `Unknown ${got}: accepted "start", "stop"${hint}`, { field: 'request' })
+    const got = request === undefined ? 'The message has no "request" field' : `Unknown request ${JSON.stringify(request).slice(0, 40)}`
+    throw new ApiError('invalid_message', `${got}: accepted "start", "stop", "keepalive"${hint}`, { field: 'request' })
   }
 }
 

@@ -1,6 +1,8 @@
-import type { ApiError } from '../../schemas/error-codes.ts'
+import { ApiError } from '../../schemas/error-codes.ts'
+import type { LimitsConfig } from '../../schemas/config.ts'
 import type { EndEvent, StreamEvent } from '../../schemas/events.ts'
 import type { Mode, Transport } from '../../schemas/messages.ts'
+import { bytesPerFrame } from '../audio/format-support.ts'
 import type { Session, SessionState } from './session.ts'
 
 /** What a transport gives the core for one stream: how to reach its client. */
@@ -8,10 +10,16 @@ export interface StreamSink {
   /** Writes one event to the client, in order. */
   send: (event: StreamEvent) => void
   /**
-   * The server ended the stream with `error` (already sent as the last event): close the
-   * transport's side (WebSocket close code from the error catalogue, end the SSE response, ...).
+   * The server ended the stream with `error` (already sent, the last event or just before `end`):
+   * close the transport's side (WebSocket close code from the error catalogue, end the SSE
+   * response, ...).
    */
   close: (error: ApiError) => void
+  /** Flow control: stop reading the client's audio (TCP backpressure reaches it) / read again. */
+  pause?: () => void
+  resume?: () => void
+  /** Bytes of events written but not yet taken by the client (WebSocket bufferedAmount, SSE writableLength). */
+  outboundBytes?: () => number
 }
 
 export interface StreamOptions {
@@ -19,54 +27,152 @@ export interface StreamOptions {
   transport: Transport
   session: Session
   sink: StreamSink
+  limits: LimitsConfig
+  client: string | undefined
 }
 
+// While paused, how often the held work is looked at again.
+const PRESSURE_POLL_MS = 20
+
 /**
- * One open stream as its transport holds it: the session plus the way back to the client. The
- * transport pushes audio, asks for the stop, and reports the client leaving; the server side
- * ending a stream (a limit, a fault, shutdown) goes through `fail`, the same for every transport.
+ * One open stream as its transport holds it: the session plus the way back to the client, and
+ * the bounds every stream has whatever its transport: an idle limit, a duration limit, flow
+ * control on the work held for it, and a bound on the events left unread. The transport pushes
+ * audio, asks for the stop, and reports the client leaving; the server side ending a stream (a
+ * limit, a fault, shutdown) goes through `end` (results first) or `fail` (at once).
  */
 export class Stream {
   readonly id: string
   readonly transport: Transport
   readonly session: Session
+  /** The client's address, for limits.max_sessions_per_ip. */
+  readonly client: string | undefined
   readonly openedAt = Date.now()
   readonly #sink: StreamSink
+  readonly #limits: LimitsConfig
+  readonly #maxBytes: number // audio bytes up to limits.max_stream_seconds
+  #bytes = 0
+  #idle: NodeJS.Timeout
+  #pressure: NodeJS.Timeout | null = null
+  #ending = false
 
   constructor (options: StreamOptions) {
     this.id = options.id
     this.transport = options.transport
     this.session = options.session
+    this.client = options.client
     this.#sink = options.sink
+    this.#limits = options.limits
+    const format = options.session.format
+    this.#maxBytes = Math.floor(options.limits.max_stream_seconds * format.sample_rate) * bytesPerFrame(format)
+    this.#idle = setTimeout(() => { this.#onIdle() }, options.limits.idle_timeout_seconds * 1000)
+    this.#idle.unref()
+    void this.session.closed.then(() => { this.#stopTimers() })
   }
 
   get mode (): Mode { return this.session.mode }
   get state (): SessionState { return this.session.state }
   /** Settles once the stream ended or was aborted: its resources are free. */
   get closed (): Promise<SessionState> { return this.session.closed }
+  /** Whether the server has stopped reading this stream's audio until its work drains. */
+  get paused (): boolean { return this.#pressure !== null }
 
   /** Audio bytes as they arrived: any length, frames may be split across calls. */
   pushAudio (bytes: Uint8Array): void {
-    this.session.pushAudio(bytes)
+    if (this.session.state !== 'streaming' || this.#ending) return
+    if (bytes.length > 0) this.#idle.refresh()
+    const room = this.#maxBytes - this.#bytes
+    const taken = bytes.length > room ? bytes.subarray(0, room) : bytes
+    this.#bytes += taken.length
+    this.session.pushAudio(taken)
+    if (taken.length < bytes.length) {
+      this.end(new ApiError('max_duration', `The stream reached its limit of ${this.#limits.max_stream_seconds} s of audio (limits.max_stream_seconds): ${bytes.length - taken.length} byte(s) past it were not taken; start a new stream to go on`))
+      return
+    }
+    if (this.#pressure === null && this.session.heldSeconds > this.#limits.max_buffered_seconds) this.#pause()
+  }
+
+  /** The client is still there (a keepalive): the idle clock starts over, no audio is added. */
+  keepalive (): void {
+    if (this.session.state === 'streaming') this.#idle.refresh()
+  }
+
+  /** Whether the work held is past half its bound: optional work (interim results) is skipped. */
+  underPressure (): boolean {
+    return this.session.heldSeconds > this.#limits.max_buffered_seconds / 2
+  }
+
+  /** Whether the client has left more events unread than limits.max_outbound_bytes. */
+  outboundFull (): boolean {
+    return (this.#sink.outboundBytes?.() ?? 0) > this.#limits.max_outbound_bytes
   }
 
   /** The client's stop: every result for the audio received, then `end`. */
   finish (): Promise<EndEvent> {
+    this.#stopTimers()
     return this.session.finish()
   }
 
   /** The client went away: queued work is cancelled and nothing more is sent. */
   abort (): void {
+    this.#stopTimers()
     this.session.abort()
   }
 
   /**
-   * The server ends the stream: `error` is sent as the stream's last event, queued work is
-   * cancelled, and the transport closes its side. Does nothing once the stream is over.
+   * The server ends the stream because of a limit: no more audio is taken, the results for the
+   * audio received are sent, then `error`, then `end`, then the transport closes its side.
+   */
+  end (error: ApiError): void {
+    if (this.#ending || this.session.state !== 'streaming') return
+    this.#ending = true
+    this.#stopTimers()
+    this.session.finish(error.toEvent()).then(() => { this.#sink.close(error) }, () => { this.#sink.close(error) })
+  }
+
+  /**
+   * The server ends the stream at once: `error` is its last event, queued work is cancelled,
+   * and the transport closes its side. Does nothing once the stream is over.
    */
   fail (error: ApiError): void {
     if (this.session.state === 'ended' || this.session.state === 'aborted') return
+    this.#stopTimers()
     this.session.failWith(error.toEvent())
     this.#sink.close(error)
+  }
+
+  #onIdle (): void {
+    // While paused the server is the one not reading: the client is not idle.
+    if (this.paused) {
+      this.#idle.refresh()
+      return
+    }
+    const seconds = this.#limits.idle_timeout_seconds
+    this.end(new ApiError('idle_timeout', `No audio and no keepalive for ${seconds} s (limits.idle_timeout_seconds): the stream was ended; send audio or a keepalive more often`))
+  }
+
+  #pause (): void {
+    this.#sink.pause?.()
+    this.#pressure = setInterval(() => {
+      // Resumed at half the bound, so a stream at the edge is not paused and resumed every frame.
+      if (this.session.heldSeconds > this.#limits.max_buffered_seconds / 2) return
+      this.#stopPressure()
+      this.#sink.resume?.()
+    }, PRESSURE_POLL_MS)
+    this.#pressure.unref()
+  }
+
+  #stopPressure (): void {
+    if (this.#pressure !== null) clearInterval(this.#pressure)
+    this.#pressure = null
+  }
+
+  #stopTimers (): void {
+    clearTimeout(this.#idle)
+    if (this.#pressure === null) return
+    // A stream that ends while paused leaves its connection readable again (its close
+    // handshake, the next stream's start).
+    this.#stopPressure()
+    this.#sink.resume?.()
   }
 }

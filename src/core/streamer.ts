@@ -17,6 +17,8 @@ export interface OpenStreamOptions {
   start: StartRequest
   sink: StreamSink
   id?: string
+  /** The client's address: limits.max_sessions_per_ip counts by it. */
+  client?: string
 }
 
 export interface StreamerOptions {
@@ -39,6 +41,8 @@ export interface StreamerStats {
   // `internal` error event instead.
   vadCrashes: number
   inferenceFailures: number // the model threw ('inference_failed')
+  inferenceTimeouts: number // past model.timeout_seconds: the thread was replaced
+  modelThreadsUsable: number // warm and not stuck: readiness is false at 0
 }
 
 // The session core as one object with start()/close(): the worker pools, the VAD batcher and
@@ -62,9 +66,9 @@ export class Streamer {
     this.#observer = options.observer
     this.#vad = new VadPool({ threads: config.vad.threads, onWorkerError: options.onWorkerError })
     this.#services = {
-      infer: (audio, signal, onTiming) => this.#model === undefined
+      infer: (audio, options) => this.#model === undefined
         ? Promise.reject(InferenceError.internal(new Error('model pool is not running')))
-        : this.#model.infer(audio, signal, onTiming),
+        : this.#model.infer(audio, options),
       createVadStream: () => this.#vad.createStream(),
       vad: config.vad,
       limits: config.limits
@@ -113,21 +117,28 @@ export class Streamer {
       vadQueued: this.#vad.queueSize,
       modelCrashes: this.#model?.crashes ?? 0,
       vadCrashes: this.#vad.crashes,
-      inferenceFailures: this.#model?.failures ?? 0
+      inferenceFailures: this.#model?.failures ?? 0,
+      inferenceTimeouts: this.#model?.timeouts ?? 0,
+      modelThreadsUsable: this.#model?.usableThreads ?? 0
     }
   }
 
   /**
    * Whether a new stream may open now: throws ApiError `shutting_down` once shutdown began,
-   * `not_ready` while the workers warm up, `too_many_sessions` at limits.max_sessions (all 503).
+   * `not_ready` while the workers warm up (or all are stuck), `too_many_sessions` at
+   * limits.max_sessions or, for `client`, limits.max_sessions_per_ip (all 503).
    * Transports call it before they commit to a response; openStream calls it again.
    */
-  admit (): void {
+  admit (client?: string): void {
     if (this.#closing) throw new ApiError('shutting_down', 'The server is shutting down and takes no new streams; connect again (to another instance) shortly')
     if (!this.ready) throw new ApiError('not_ready', 'The server is starting and its workers are not warm yet; retry shortly')
     const limit = this.config.limits.max_sessions
     if (this.registry.size >= limit) {
       throw new ApiError('too_many_sessions', `The server is at its limit of ${limit} open sessions (limits.max_sessions); retry shortly`)
+    }
+    const perClient = this.config.limits.max_sessions_per_ip
+    if (perClient > 0 && client !== undefined && this.registry.countFor(client) >= perClient) {
+      throw new ApiError('too_many_sessions', `This client address has ${perClient} open sessions, the limit per address (limits.max_sessions_per_ip); end one first`)
     }
   }
 
@@ -136,7 +147,7 @@ export class Streamer {
    * error at shutdown); the transport only moves bytes in and events out through `sink`.
    */
   openStream (options: OpenStreamOptions): Stream {
-    this.admit()
+    this.admit(options.client)
     const id = options.id ?? SessionRegistry.newId()
     const observer = this.#observer?.openSession({
       id,
@@ -146,37 +157,52 @@ export class Streamer {
       traceparent: options.start.traceId
     })
     const send = options.sink.send
+    // The session needs the stream (flow control, unread events), the stream the session: the
+    // session's callbacks find the stream here once it exists.
+    const ref: { stream?: Stream } = {}
     const session = new Session({
       mode: options.mode,
       format: options.start.format,
       interimResults: options.start.interimResults,
-      services: observer === undefined ? this.#services : this.#observed(observer),
+      services: this.#sessionServices(id, observer),
       // Every event of every transport passes here: the observer counts and traces it centrally.
       emit: observer === undefined ? send : (event) => { observer.event(event); send(event) },
-      onFault: (error) => { observer?.fault?.(error) }
+      onFault: (error) => { observer?.fault?.(error) },
+      outboundFull: () => ref.stream?.outboundFull() === true,
+      onOverflow: () => {
+        ref.stream?.fail(new ApiError('slow_consumer', `More than ${this.config.limits.max_outbound_bytes} bytes of events were left unread (limits.max_outbound_bytes) and a final result could not be delivered: read events as they come`))
+      },
+      underPressure: () => ref.stream?.underPressure() === true
     })
-    const stream = new Stream({ id, transport: options.transport, session, sink: options.sink })
+    const stream = new Stream({ id, transport: options.transport, session, sink: options.sink, limits: this.config.limits, client: options.client })
+    ref.stream = stream
     this.registry.add(stream)
     if (observer !== undefined) void session.closed.then((state) => { observer.closed(state === 'ended' ? 'ended' : 'aborted') })
     return stream
   }
 
-  // The session's services with its own observer. Each inference is timed once, by the model
-  // pool: the session's observer gets the whole (wait + run) and its outcome, the streamer's the
-  // wait for a thread and the run on it.
-  #observed (observer: SessionObserver): SessionServices {
+  // The session's services: its inferences are keyed by the session (the model pool serves
+  // sessions fairly) and timed once, by the pool: the session's observer gets the whole (wait +
+  // run) and its outcome, the streamer's the wait for a thread and the run on it.
+  #sessionServices (key: string, observer: SessionObserver | undefined): SessionServices {
     const infer = this.#services.infer
     const streamer = this.#observer
-    const observed: InferFn = (audio, signal) => {
+    const keyed: InferFn = (audio, options) => {
       // Read before the call: the audio's buffer is transferred to a worker thread.
       const seconds = audio.length / MODEL_SAMPLE_RATE
-      return infer(audio, signal, (timing) => {
-        if (timing.outcome === 'ok') observer.stage('model', seconds, (timing.endedAt - timing.queuedAt) / 1000)
-        observer.inference?.(seconds, timing.queuedAt, timing.endedAt, timing.outcome)
-        if (timing.startedAt !== undefined) streamer?.modelTask?.((timing.startedAt - timing.queuedAt) / 1000, (timing.endedAt - timing.startedAt) / 1000)
+      return infer(audio, {
+        ...options,
+        key,
+        onTiming: observer === undefined
+          ? undefined
+          : (timing) => {
+              if (timing.outcome === 'ok') observer.stage('model', seconds, (timing.endedAt - timing.queuedAt) / 1000)
+              observer.inference?.(seconds, timing.queuedAt, timing.endedAt, timing.outcome)
+              if (timing.startedAt !== undefined) streamer?.modelTask?.((timing.startedAt - timing.queuedAt) / 1000, (timing.endedAt - timing.startedAt) / 1000)
+            }
       })
     }
-    return { ...this.#services, observer, infer: observed }
+    return { ...this.#services, ...(observer !== undefined ? { observer } : {}), infer: keyed }
   }
 
   /**

@@ -1,7 +1,10 @@
-// A Piscina worker (see TaskPool): each thread imports the configured model module and calls
-// its createModel once, then runs tasks one at a time. The default export is a promise of the
-// task function (Piscina awaits it), so the model is loaded before the thread takes work.
-// A load failure is caught and kept: every task then rejects with it, so start-up's ping
+// A Piscina worker (see TaskPool): each thread imports the configured model module, calls its
+// createModel once and runs one warm-up inference, then runs tasks one at a time. The default
+// export is a promise of the task function, and no task runs on a thread before that promise
+// settles (Piscina awaits it in the thread, and does not even send a task to a replacement
+// thread before then): so every thread, a replacement of a terminated or crashed one too, is
+// loaded and warm before it takes work.
+// A load failure is caught and kept: every task then rejects with it, so start-up's check
 // reports a clear message instead of a crashed thread (which would leave later tasks hanging).
 import { threadId, workerData } from 'node:worker_threads'
 import { fileURLToPath } from 'node:url'
@@ -13,15 +16,13 @@ export interface ModelWorkerData {
 }
 
 export type ModelTask =
-  | { kind: 'ping' } // proves the worker file and the model module load
-  // One inference on 1 s of silence, so the first-call cost is paid before traffic; then the
-  // thread waits (blocked) until `threads` warm-ups have arrived at `barrier`, which forces
-  // Piscina to hand the warm-ups to as many distinct threads.
-  | { kind: 'warmup', barrier: SharedArrayBuffer, threads: number, timeoutMs: number }
+  // Start-up's check of one thread: it answers once loaded and warm, then waits (blocked) until
+  // `threads` checks have arrived at `barrier`, which forces Piscina to hand the checks to as
+  // many distinct threads.
+  | { kind: 'check', barrier: SharedArrayBuffer, threads: number, timeoutMs: number }
   | { kind: 'infer', audio: Float32Array } // 16 kHz mono
 
 export type ModelTaskResult =
-  | { kind: 'pong', threadId: number }
   // `failure`: the model threw during warm-up (the thread is warm anyway); `loadError`: this
   // thread could not load the model (start-up fails).
   | { kind: 'warm', threadId: number, failure?: string, loadError?: string }
@@ -81,28 +82,30 @@ async function start (): Promise<(task: ModelTask) => Promise<ModelTaskResult>> 
   } catch (error) {
     loadError = error instanceof Error ? error : new Error(String(error))
   }
+  // One inference on 1 s of silence pays the model's first-call cost (JIT, lazy allocation)
+  // here, before Piscina counts the thread as ready, so no real inference meets a cold model.
+  // A model that throws here is still warm; one that crashes ends this thread (see ModelPool).
+  let warmupFailure: string | undefined
+  if (model !== undefined) {
+    try {
+      await model.infer(new Float32Array(WARMUP_SAMPLES))
+    } catch (error) {
+      warmupFailure = messageOf(error)
+    }
+  }
 
   return async function runTask (task: ModelTask): Promise<ModelTaskResult> {
     if (model === undefined) {
       const message = loadError?.message ?? 'model not loaded'
-      if (task.kind !== 'warmup') throw new Error(message, { cause: loadError })
+      if (task.kind !== 'check') throw new Error(message, { cause: loadError })
       // Still arrive, so the threads that did load are not held at the barrier.
       arriveAndWait(task.barrier, task.threads, task.timeoutMs)
       return { kind: 'warm', threadId, loadError: message }
     }
     switch (task.kind) {
-      case 'ping':
-        return { kind: 'pong', threadId }
-      case 'warmup': {
-        let failure: string | undefined
-        try {
-          await model.infer(new Float32Array(WARMUP_SAMPLES))
-        } catch (error) {
-          failure = messageOf(error)
-        }
+      case 'check':
         arriveAndWait(task.barrier, task.threads, task.timeoutMs)
-        return failure === undefined ? { kind: 'warm', threadId } : { kind: 'warm', threadId, failure }
-      }
+        return warmupFailure === undefined ? { kind: 'warm', threadId } : { kind: 'warm', threadId, failure: warmupFailure }
       case 'infer': {
         let output: ModelOutput
         try {

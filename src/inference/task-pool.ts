@@ -7,9 +7,28 @@
 // - a thread that crashes while idle emits 'error' on the pool, which kills the process unless
 //   someone listens: we always listen and hand it to `onWorkerError`;
 // - a worker file that fails to load makes later run() calls hang, so owners should prove the
-//   file loads at start-up (ModelPool pings with a timeout);
+//   file loads at start-up (ModelPool checks every thread with a timeout);
 // - `pool.utilization` is wrong in 5.3: not exposed here;
-// - a thread that exits (process.exit) while idle is replaced without any event.
+// - a thread that exits (process.exit) while idle is replaced without any event;
+// - aborting the AbortSignal given to run() rejects the task at once (AbortError, the reason as
+//   its cause). A queued task just leaves Piscina's queue; a running one has its thread
+//   terminated (Worker.terminate, which also ends a thread stuck in Atomics.wait or a busy loop)
+//   and a replacement started, in the same call (dist/index.js, runTask's onAbort:
+//   `this._removeWorker(taskInfo.workerInfo); this._ensureMinimumWorkers()`);
+// - a new thread takes tasks only once the worker module's default export has settled: the
+//   thread awaits it (dist/worker.js, getHandler: `handler = await (handler[name])`) before it
+//   posts READY, and the pool marks a thread ready, emits 'workerCreate' and hands it tasks only
+//   on READY (dist/index.js, _addNewWorker: `workerInfo.onReady(...)`). Exception: the threads
+//   created by the constructor are marked ready at once ('workerCreate' in a microtask), and a
+//   task sent to one of them waits inside the thread for the same default export;
+// - 'workerDestroy' is emitted when a thread is removed (terminated, crashed or destroyed); for
+//   a crashed thread its `id` is already -1 (its Worker has exited);
+// - a replacement that dies before READY is not replaced, and from then on Piscina replaces no
+//   crashed thread (`workerFailsDuringBootstrap` stays set); an aborted task's thread is still
+//   replaced (that path calls _ensureMinimumWorkers directly). `readyThreads` shows the loss;
+// - destroy() terminates every thread at once and rejects queued and running tasks; close()
+//   waits up to 30 s for running tasks first, so `close({ graceMs })` here waits for our own
+//   tasks instead and then destroys.
 import { Piscina } from 'piscina'
 
 type RunOptions = NonNullable<Parameters<Piscina['run']>[1]>
@@ -21,12 +40,26 @@ export interface TaskPoolOptions {
   // A thread crashed while no task of ours was on it (or the pool failed to close in time).
   // Without a listener these errors are reported with process.emitWarning.
   onWorkerError?: (error: unknown) => void
+  // A thread became ready to take tasks after the pool was built (a replacement that finished
+  // its module's initialisation). Told in a microtask, once Piscina has filed it as ready.
+  onThreadReady?: () => void
+}
+
+export interface TaskPoolCloseOptions {
+  // Wait at most this long for running tasks, then terminate the threads (their tasks reject).
+  // Without it, Piscina's own close: running tasks may take up to 30 s.
+  graceMs?: number
 }
 
 export class TaskPool<Task, Result> {
   readonly threads: number
   readonly name: string
   readonly #pool: Piscina<Task, Result>
+  // Thread ids Piscina reported ready and not yet removed (see readyThreads).
+  readonly #readyIds = new Set<number>()
+  #inFlight = 0
+  #onIdle: (() => void) | undefined
+  #closed = false
 
   constructor (filename: URL, options: TaskPoolOptions) {
     this.threads = options.threads
@@ -47,15 +80,29 @@ export class TaskPool<Task, Result> {
     const onWorkerError = options.onWorkerError ??
       ((error: unknown) => { process.emitWarning(`${this.name} worker error: ${String(error)}`) })
     this.#pool.on('error', onWorkerError)
+    const onThreadReady = options.onThreadReady
+    this.#pool.on('workerCreate', (worker: { id: number }) => {
+      this.#readyIds.add(worker.id)
+      // Piscina emits this before it moves the thread to its ready set: a task run from inside
+      // the event would wait in Piscina's queue instead of going straight to the new thread.
+      if (onThreadReady !== undefined) queueMicrotask(onThreadReady)
+    })
+    this.#pool.on('workerDestroy', (worker: { id: number }) => { this.#readyIds.delete(worker.id) })
   }
 
   // transferList: buffers moved, not copied, to the worker (the caller loses them). An abort
   // drops a queued task; a running one is stopped by terminating its thread, which is replaced.
   run (task: Task, transferList?: ArrayBuffer[], signal?: AbortSignal): Promise<Result> {
+    // After destroy() Piscina would start fresh threads for a new task.
+    if (this.#closed) return Promise.reject(new Error(`${this.name} pool is closed`))
     // Piscina derives its TransferList type from MessagePort.postMessage, which newer
     // @types/node overloads; an array of ArrayBuffers is what it passes on at run time.
     const list = transferList as unknown as RunOptions['transferList']
-    return this.#pool.run(task, { transferList: list, signal })
+    this.#inFlight++
+    return this.#pool.run(task, { transferList: list, signal }).finally(() => {
+      this.#inFlight--
+      if (this.#inFlight === 0) this.#onIdle?.()
+    })
   }
 
   // Tasks waiting for a free thread.
@@ -63,13 +110,39 @@ export class TaskPool<Task, Result> {
     return this.#pool.queueSize
   }
 
-  // Lets running tasks finish (Piscina gives up after 30 s), then ends the threads.
-  async close (): Promise<void> {
-    await this.#pool.close()
+  // Threads that finished initialising and can take a task (busy or not): not counting one
+  // being replaced (terminated, crashed) whose successor is still initialising. Before the
+  // constructor's own threads have initialised this already counts them (see above).
+  get readyThreads (): number {
+    // A crashed thread is reported with id -1, so the set is checked against the threads
+    // Piscina still holds (a removed thread is no longer among them).
+    const live = new Set(this.#pool.threads.map((worker) => worker.threadId))
+    for (const id of this.#readyIds) if (!live.has(id)) this.#readyIds.delete(id)
+    return this.#readyIds.size
+  }
+
+  // Lets running tasks finish, then ends the threads. With graceMs, running tasks get that
+  // long; a thread still busy then (a model blocked for ever) is terminated and its task
+  // rejects, so close always ends.
+  async close (options: TaskPoolCloseOptions = {}): Promise<void> {
+    this.#closed = true
+    if (options.graceMs === undefined) {
+      await this.#pool.close()
+      return
+    }
+    if (this.#inFlight > 0) {
+      const { promise, resolve } = Promise.withResolvers<void>()
+      this.#onIdle = resolve
+      const timer = setTimeout(resolve, options.graceMs)
+      await promise
+      clearTimeout(timer)
+    }
+    await this.#pool.destroy()
   }
 
   // Ends the threads now; queued and running tasks reject.
   async destroy (): Promise<void> {
+    this.#closed = true
     await this.#pool.destroy()
   }
 }

@@ -24,6 +24,8 @@ export interface PoolStats {
   modelCrashes: number
   vadCrashes: number
   inferenceFailures: number
+  inferenceTimeouts: number
+  modelThreadsUsable: number
 }
 
 // Children bound to their labels once, so the per-frame path (a decode push, a VAD batch) builds
@@ -44,6 +46,7 @@ export interface TransportMetrics {
   closed: (mode: string) => void
   event: (type: string) => void
   error: (code: string) => void
+  readonly interimDropped: Counter.Internal
 }
 
 export interface StreamerMetricsOptions {
@@ -60,6 +63,7 @@ export class StreamerMetrics {
   readonly #audioSeconds: Counter<'transport'>
   readonly #events: Counter<'transport' | 'type'>
   readonly #errors: Counter<'transport' | 'code'>
+  readonly #interimDropped: Counter<'transport'>
   readonly #inferences: Histogram<'outcome'>
   readonly #taskWait: Histogram
   readonly #taskRun: Histogram
@@ -136,6 +140,12 @@ export class StreamerMetrics {
       labelNames: ['transport', 'code'] as const,
       registers
     })
+    this.#interimDropped = new Counter({
+      name: `${METRIC_PREFIX}interim_segments_dropped_total`,
+      help: 'Interim segments not sent because the client left more than limits.max_outbound_bytes of events unread',
+      labelNames: ['transport'] as const,
+      registers
+    })
     this.#inferences = new Histogram({
       name: `${METRIC_PREFIX}inference_duration_seconds`,
       help: 'Seconds from asking the model pool for an inference to its result: the wait for a model thread plus the run, by outcome',
@@ -181,6 +191,21 @@ export class StreamerMetrics {
         this.inc({ pool: 'model' }, stats?.modelCrashes ?? 0)
         this.inc({ pool: 'vad' }, stats?.vadCrashes ?? 0)
       }
+    }))
+    this.#scraped.push(new Counter({
+      name: `${METRIC_PREFIX}inference_timeouts_total`,
+      help: 'Inferences past model.timeout_seconds (their thread was terminated and replaced)',
+      registers,
+      collect () {
+        this.reset()
+        this.inc(pools()?.inferenceTimeouts ?? 0)
+      }
+    }))
+    this.#scraped.push(new Gauge({
+      name: `${METRIC_PREFIX}model_threads_usable`,
+      help: 'Model threads warm and not stuck past a deadline; readiness is 503 at 0',
+      registers,
+      collect () { this.set(pools()?.modelThreadsUsable ?? 0) }
     }))
     this.#scraped.push(new Counter({
       name: `${METRIC_PREFIX}inference_failures_total`,
@@ -264,9 +289,12 @@ export class StreamerMetrics {
     // At zero from the transport's first stream on, as the stage series are from the start.
     audioBytes.inc(0)
     audioSeconds.inc(0)
+    const interimDropped = this.#interimDropped.labels(transport)
+    interimDropped.inc(0)
     return {
       audioBytes,
       audioSeconds,
+      interimDropped,
       opened: (mode) => {
         this.#sessionsStarted.inc({ transport, mode })
         this.#sessionsOpen.inc({ transport, mode })

@@ -194,6 +194,9 @@ export class SessionTelemetry {
     this.#transport?.event(event.type)
     if (event.type === 'segment') {
       this.#segments++
+    } else if (event.type === 'end') {
+      const dropped = event.interim_segments_dropped.reduce((sum, n) => sum + n, 0)
+      if (dropped > 0) this.#transport?.interimDropped.inc(dropped)
     } else if (event.type === 'error') {
       this.#errors++
       this.#transport?.error(event.code)

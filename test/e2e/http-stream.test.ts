@@ -15,6 +15,7 @@ import { FIXTURE_NAMES, loadFixture, type Fixture } from '../helpers/fixtures.ts
 import { startServer, type TestServer } from '../helpers/server.ts'
 import { assertSegmentedMatchesTruth, assertSimpleCoversAudio } from '../helpers/speech-assertions.ts'
 import { WsClient } from '../helpers/ws-client.ts'
+import { SseCollector, sleep, until } from '../helpers/sse-collector.ts'
 
 // The HTTP streaming upload against a real listening server (port 0): curl and Node's own
 // clients, HTTP/2 cleartext (prior knowledge), HTTP/1.1 chunked, TLS with ALPN, and the
@@ -22,66 +23,6 @@ import { WsClient } from '../helpers/ws-client.ts'
 const LIMIT = 2_000_000 // limits.max_upload_bytes: above every fixture's size
 const server = await startServer({ limits: { max_upload_bytes: LIMIT } })
 t.teardown(() => server.close())
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
-
-async function until (condition: () => boolean, timeoutMs = 5000): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs
-  while (!condition() && Date.now() < deadline) await sleep(20)
-  return condition()
-}
-
-// Reads text/event-stream as a client would: `event:`, `id:`, `data:` blocks and `:` comments.
-class SseCollector {
-  readonly events: StreamEvent[] = []
-  readonly ids: number[] = []
-  readonly names: string[] = []
-  comments = 0
-  text = ''
-  ended = false
-  #buffer = ''
-
-  feed (chunk: string): void {
-    this.text += chunk
-    this.#buffer += chunk
-    let at: number
-    while ((at = this.#buffer.indexOf('\n\n')) >= 0) {
-      const block = this.#buffer.slice(0, at)
-      this.#buffer = this.#buffer.slice(at + 2)
-      let name: string | undefined
-      let id: number | undefined
-      let data: string | undefined
-      for (const line of block.split('\n')) {
-        if (line.startsWith(':')) { this.comments++; continue }
-        const colon = line.indexOf(':')
-        const field = line.slice(0, colon)
-        const value = line.slice(colon + 1).replace(/^ /, '')
-        if (field === 'event') name = value
-        else if (field === 'id') id = Number(value)
-        else if (field === 'data') data = data === undefined ? value : `${data}\n${value}`
-      }
-      if (data === undefined) continue
-      this.events.push(JSON.parse(data) as StreamEvent)
-      this.ids.push(id ?? -1)
-      this.names.push(name ?? 'message')
-    }
-  }
-
-  end (): void { this.ended = true }
-
-  async waitFor (predicate: (event: StreamEvent) => boolean, timeoutMs = 30000): Promise<StreamEvent> {
-    await until(() => this.ended || this.events.some(predicate), timeoutMs)
-    const found = this.events.find(predicate)
-    if (found === undefined) throw new Error(`no such event (ended ${this.ended}); got ${this.text.slice(0, 2000)}`)
-    return found
-  }
-
-  async waitForEnd (timeoutMs = 30000): Promise<StreamEvent[]> {
-    await this.waitFor((e) => e.type === 'end' || e.type === 'error', timeoutMs)
-    await until(() => this.ended, timeoutMs)
-    return this.events
-  }
-}
 
 const bytesPer100ms = (format: Fixture['format']): number => format.sample_rate / 10 * format.channels * format.bit_depth / 8
 const formatQuery = (fixture: Fixture, extra = ''): string =>

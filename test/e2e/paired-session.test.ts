@@ -170,7 +170,7 @@ for (const name of FIXTURE_NAMES) {
     t.equal(session.events_url, `/api/v1/sessions/${session.id}/events`)
     t.equal(session.audio_url, `/api/v1/sessions/${session.id}/audio`)
     t.equal(session.stop_url, `/api/v1/sessions/${session.id}/stop`)
-    t.equal(session.expires_in, 30, 'the default idle timeout, in seconds')
+    t.equal(session.expires_in, 15, 'the default idle timeout (limits.idle_timeout_seconds)')
     const reader = await SseReader.open(`${server.http}${session.events_url}`)
     t.equal(reader.status, 200)
     t.match(reader.headers['content-type'], /^text\/event-stream/)
@@ -413,32 +413,44 @@ t.test('CORS: any origin by default; preflights allow Content-Type and Last-Even
   await stop(server, session)
 })
 
-t.test('idle expiry; configured CORS origins; shutdown with a reader attached', async (t) => {
-  const idle = await startServer({ paired: { idle_timeout_ms: 300, cors_origins: ['http://allowed.example'] } })
+t.test('the idle limit counts audio, not readers; keepalive resets it; configured CORS origins; shutdown with a reader attached', async (t) => {
+  const idle = await startServer({ limits: { idle_timeout_seconds: 0.3 }, paired: { cors_origins: ['http://allowed.example'] } })
   let closed = false
   t.teardown(async () => { if (!closed) await idle.close() })
   const endStates: string[] = []
   idle.app.streamer.registry.onChange((entry, change) => { if (change === 'closed') endStates.push(entry.session.state) })
   const fixture = loadFixture('hello_16k_mono')
 
-  // Nobody reads and no audio comes: finalised (not aborted), then forgotten.
+  // No audio comes after the first chunk: finalised (results, idle_timeout, end), not dropped.
   const abandoned = await createSession(idle, fixture)
   t.equal(abandoned.expires_in, 0.3)
   await postChunk(idle, abandoned, 0, fixture.pcm.subarray(0, 64000))
-  await waitUntil('the abandoned session expires', () => idle.app.streamer.registry.count('paired') === 0)
-  t.same(endStates, ['ended'], 'expiry finalised the stream (end), it was not just dropped')
-  const gone = await fetch(`${idle.http}${abandoned.events_url}`)
-  t.equal(gone.status, 404, 'an expired id is unknown')
-  t.match(await gone.json(), { code: 'not_found' })
-  t.equal((await postChunk(idle, abandoned, 1, new Uint8Array(2))).status, 404)
+  await waitUntil('the abandoned session ends', () => idle.app.streamer.registry.count('paired') === 0)
+  t.same(endStates, ['ended'], 'the idle limit finalised the stream (end), it was not just dropped')
+  const late = await SseReader.open(`${idle.http}${abandoned.events_url}`)
+  await late.done
+  const tail = late.events.slice(-2)
+  t.match(tail, [{ type: 'error', code: 'idle_timeout', message: /0\.3 s/ }, { type: 'end', samples_received: [32000] }], 'a reader arriving later gets the results, idle_timeout, then end')
+  t.equal((await postChunk(idle, abandoned, 1, new Uint8Array(2))).status, 409, 'no more audio is taken')
 
-  // A connected reader keeps an idle session alive; when it leaves, the clock runs again.
+  // A connected reader does not keep an idle session: it sees idle_timeout and end.
   const watched = await createSession(idle, fixture)
   const reader = await SseReader.open(`${idle.http}${watched.events_url}`)
-  await new Promise((resolve) => setTimeout(resolve, 1000))
-  t.equal(idle.app.streamer.registry.count('paired'), 1, 'still open after 3 idle timeouts with a reader')
-  reader.drop()
-  await waitUntil('the unwatched session expires', () => idle.app.streamer.registry.count('paired') === 0)
+  await reader.done
+  t.match(reader.events.slice(-2), [{ type: 'error', code: 'idle_timeout' }, { type: 'end' }], 'the reader saw the stream end')
+
+  // Keepalives (the route, or empty chunks) hold it open without audio.
+  const kept = await createSession(idle, fixture)
+  for (let i = 0; i < 10; i++) {
+    const answer = await fetch(`${idle.http}/api/v1/sessions/${kept.id}/keepalive`, { method: 'POST' })
+    t.equal(answer.status, 204)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  await postChunk(idle, kept, 0, new Uint8Array(0))
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  t.equal(idle.app.streamer.registry.count('paired'), 1, 'still open after more than three idle limits of keepalives')
+  await stop(idle, kept)
+  await waitUntil('the kept session ends after its stop', () => idle.app.streamer.registry.count('paired') === 0)
 
   // Origins: only the configured one is allowed.
   const preflight = async (origin: string): Promise<string | null> => (await fetch(`${idle.http}/api/v1/sessions`, {

@@ -12,7 +12,14 @@ export const TEST_LIMITS: LimitsConfig = {
   max_utterance_seconds: 30,
   interim_interval_ms: 500,
   simple_max_in_flight: 2,
-  simple_max_chunk_seconds: 30
+  simple_max_chunk_seconds: 30,
+  idle_timeout_seconds: 15,
+  max_stream_seconds: 14400,
+  max_buffered_seconds: 10,
+  max_outbound_bytes: 1 << 20,
+  ping_interval_seconds: 20,
+  max_sessions_per_ip: 0,
+  max_streams_per_connection: 100
 }
 
 const tick = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))

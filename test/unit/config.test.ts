@@ -90,7 +90,7 @@ t.test('valid configs load: defaults, the repository\'s config.json, the flat Ru
   t.equal(defaults.source, null)
   t.equal(defaults.config.port, 8080)
   t.equal(defaults.config.log_level, 'info')
-  t.same(defaults.config.model, { module: 'dummy', threads: 2, options: {} })
+  t.same(defaults.config.model, { module: 'dummy', threads: 2, options: {}, timeout_seconds: 30 })
   t.equal(defaults.config.limits.max_sessions, 500)
   t.same(defaults.config.paired.cors_origins, ['*'])
 
@@ -107,7 +107,7 @@ t.test('valid configs load: defaults, the repository\'s config.json, the flat Ru
     model: { module: 'dummy', threads: 1, options: { delay: 0 } },
     vad: { threshold: 0.6, min_silence_ms: 300, speech_pad_ms: 10, threads: 1 },
     limits: { max_channels: 2, max_sessions: 3, max_frame_bytes: 2048, max_upload_bytes: 4096, max_utterance_seconds: 10, interim_interval_ms: 100, simple_max_in_flight: 1, simple_max_chunk_seconds: 5 },
-    paired: { idle_timeout_ms: 1000, linger_ms: 0, replay_events: 16, reorder_window: 1, reorder_max_bytes: 1024, max_readers: 1, cors_origins: ['https://app.example.com'] }
+    paired: { linger_ms: 0, replay_events: 16, reorder_window: 1, reorder_max_bytes: 1024, max_readers: 1, cors_origins: ['https://app.example.com'] }
   })
   t.equal(full.config.limits.max_sessions, 3)
   t.equal(full.config.tls_key, 'key.pem')
@@ -177,7 +177,13 @@ t.test('valid environment values win over the file; empty ones are unset', async
     MAX_CHANNELS: '4',
     MAX_SESSIONS: '10',
     MAX_FRAME_BYTES: '2048',
-    MAX_UPLOAD_BYTES: '4096'
+    MAX_UPLOAD_BYTES: '4096',
+    MODEL_TIMEOUT_SECONDS: '2.5',
+    IDLE_TIMEOUT_SECONDS: '7',
+    MAX_STREAM_SECONDS: '60',
+    MAX_BUFFERED_SECONDS: '3',
+    MAX_OUTBOUND_BYTES: '65536',
+    MAX_SESSIONS_PER_IP: '2'
   }
   t.same(ENV.map(([name]) => name).sort(), Object.keys(env).sort(), 'every variable is covered here')
   const { config } = load({ port: 1, limits: { max_sessions: 2, max_channels: 1 } }, env)
@@ -186,7 +192,8 @@ t.test('valid environment values win over the file; empty ones are unset', async
   t.equal(config.log_level, 'debug')
   t.equal(config.tls_key, 'k.pem')
   t.equal(config.tls_cert, 'c.pem')
-  t.same(config.model, { module: './m.ts', threads: 3, options: {} })
+  t.same(config.model, { module: './m.ts', threads: 3, options: {}, timeout_seconds: 2.5 })
+  t.same([config.limits.idle_timeout_seconds, config.limits.max_stream_seconds, config.limits.max_buffered_seconds, config.limits.max_outbound_bytes, config.limits.max_sessions_per_ip], [7, 60, 3, 65536, 2])
   t.equal(config.vad.threads, 2)
   t.same([config.limits.max_channels, config.limits.max_sessions, config.limits.max_frame_bytes, config.limits.max_upload_bytes], [4, 10, 2048, 4096])
   t.equal(load({ port: 1 }, { PORT: '' }).config.port, 1)

@@ -31,13 +31,15 @@ t.test('stage observations land in the RTF, media and processing histograms', as
 
 t.test('pool counters and queue depths are read from the streamer at scrape time', async (t) => {
   const metrics = new StreamerMetrics({ runtime: false })
-  let stats = { modelQueued: 3, vadQueued: 1, modelCrashes: 2, vadCrashes: 0, inferenceFailures: 5 }
+  let stats = { modelQueued: 3, vadQueued: 1, modelCrashes: 2, vadCrashes: 0, inferenceFailures: 5, inferenceTimeouts: 1, modelThreadsUsable: 2 }
   metrics.observePools(() => stats)
   let families = await scrape(metrics)
   t.equal(sampleValue(families, 'streamer_pool_queued_tasks', 'streamer_pool_queued_tasks', { pool: 'model' }), 3)
   t.equal(sampleValue(families, 'streamer_pool_queued_tasks', 'streamer_pool_queued_tasks', { pool: 'vad' }), 1)
   t.equal(sampleValue(families, 'streamer_worker_crashes_total', 'streamer_worker_crashes_total', { pool: 'model' }), 2)
   t.equal(sampleValue(families, 'streamer_inference_failures_total', 'streamer_inference_failures_total'), 5)
+  t.equal(sampleValue(families, 'streamer_inference_timeouts_total', 'streamer_inference_timeouts_total'), 1)
+  t.equal(sampleValue(families, 'streamer_model_threads_usable', 'streamer_model_threads_usable'), 2)
   t.equal(families.get('streamer_worker_crashes_total')?.type, 'counter')
   stats = { ...stats, modelQueued: 0, modelCrashes: 4 }
   families = await scrape(metrics)
@@ -80,7 +82,7 @@ t.test('session telemetry: sessions, audio, events and errors by transport; log 
     { type: 'active', channel: 1, time: 0.1 },
     { type: 'error', channel: 1, code: 'inference_failed', message: 'boom' },
     { type: 'error', channel: null, code: 'truncated_audio', message: 'odd bytes' },
-    { type: 'end', channel: null, seconds_received: [0.04, 0.04], samples_received: [320, 320], segments: [0, 0], interim_segments: [0, 0], errors: 2 }
+    { type: 'end', channel: null, seconds_received: [0.04, 0.04], samples_received: [320, 320], segments: [0, 0], interim_segments: [0, 0], interim_segments_dropped: [0, 0], errors: 2 }
   ]
   for (const event of events) session.event(event)
   session.closed('ended')

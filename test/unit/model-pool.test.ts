@@ -1,8 +1,12 @@
 import t, { type Test } from 'tap'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { InferenceError, ModelPool, type ModelPoolOptions } from '../../src/inference/model-pool.ts'
 import type { ModelConfig } from '../../schemas/config.ts'
 import { MARK } from '../fixtures/models/marked-crash-model.ts'
+import { MARK as BLOCKING } from '../fixtures/models/blocking-model.ts'
 
 const fixtures = fileURLToPath(new URL('../fixtures/models/', import.meta.url))
 const quiet = { delay: 0, constant_factor: 0, jitter: 0, failure_rate: 0, panic_rate: 0, warmup_penalty: 1 }
@@ -10,7 +14,7 @@ const quiet = { delay: 0, constant_factor: 0, jitter: 0, failure_rate: 0, panic_
 async function startPool (
   t: Test, model: Partial<ModelConfig>, options: ModelPoolOptions = {}
 ): Promise<ModelPool> {
-  const config: ModelConfig = { module: 'dummy', threads: 2, options: quiet, ...model }
+  const config: ModelConfig = { module: 'dummy', threads: 2, options: quiet, timeout_seconds: 30, ...model }
   const pool = await ModelPool.start(config, fixtures, options)
   t.teardown(() => pool.close())
   return pool
@@ -20,6 +24,16 @@ function marked (mark: number, samples = 100): Float32Array {
   const audio = new Float32Array(samples)
   audio[0] = mark
   return audio
+}
+
+// Polls a condition with a bounded wait: for states reached through other threads (a
+// replacement warming up), never a stopwatch on how long they take.
+async function until (condition: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
 }
 
 async function rejection (promise: Promise<unknown>): Promise<unknown> {
@@ -65,31 +79,39 @@ t.test('a model error is inference_failed with its message, and the pool goes on
   t.equal(marking.crashes, 0)
 })
 
-t.test('a crash is internal with a fixed message and the reason only in cause', async (t) => {
+t.test('a model that crashes on every call fails start-up: no thread can warm up', async (t) => {
   const crashes: unknown[] = []
-  // Warm-up crashes too (panic_rate 1): start-up survives that and reports it.
-  const pool = await startPool(t, { options: { ...quiet, panic_rate: 1 } }, { onWorkerError: (e) => crashes.push(e) })
-  t.equal(crashes.length, 2, 'both warm-ups crashed and were reported')
-  const error = await rejection(pool.infer(new Float32Array(10)))
+  // Every thread warms up in its own initialisation, and with panic_rate 1 every warm-up
+  // crashes: a pool with no thread that could ever be warm refuses to start, and says why.
+  const config: ModelConfig = { module: 'dummy', threads: 2, options: { ...quiet, panic_rate: 1 }, timeout_seconds: 30 }
+  await t.rejects(ModelPool.start(config, fixtures, { onWorkerError: (e) => crashes.push(e) }),
+    /model failed to start: every model thread crashed while loading or warming up the model \(worker exited with code: 1\)/)
+  t.equal(crashes.length, 2, 'both crashed warm-ups were reported')
+})
+
+t.test('a thread that crashes while warming up at start-up is reported; its replacement warms up before it takes work', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'model-pool-'))
+  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+  const reported: unknown[] = []
+  const pool = await startPool(t, { module: 'crash-once-model.ts', threads: 2, options: { marker: join(dir, 'crashed') } },
+    { onWorkerError: (e) => reported.push(e) })
+  t.equal(reported.length, 1, 'the crash was reported')
+  t.equal(pool.crashes, 1)
+  t.equal(pool.ready, true, 'the other thread serves meanwhile')
+  await until(() => pool.usableThreads === 2, 'the replacement became usable')
+  const outputs = await Promise.all([pool.infer(new Float32Array(3)), pool.infer(new Float32Array(4))])
+  t.same(outputs.map((o) => o.first_call), [false, false], 'no real inference was a first call')
+})
+
+t.test('a crash is internal with a fixed message and the reason only in cause', async (t) => {
+  const pool = await startPool(t, { module: 'marked-crash-model.ts', threads: 1 })
+  const error = await rejection(pool.infer(marked(MARK.crash)))
   t.type(error, InferenceError)
   t.equal((error as InferenceError).code, 'internal')
   t.equal((error as InferenceError).message, 'Internal server error')
   t.ok((error as InferenceError).cause, 'the real reason is kept for logs')
-  t.ok(pool.crashes >= 3)
-})
-
-t.test('a crashed thread is replaced and the next inference succeeds', async (t) => {
-  const reported: unknown[] = []
-  const pool = await startPool(t, { module: 'marked-crash-model.ts', threads: 1 }, { onWorkerError: (e) => reported.push(e) })
-  const before = await pool.infer(new Float32Array(5)) as { thread: number }
-
-  const error = await rejection(pool.infer(marked(MARK.crash)))
-  t.equal((error as InferenceError).code, 'internal')
-  const after = await pool.infer(new Float32Array(5)) as { count: number, thread: number }
-  t.equal(after.count, 5)
-  t.not(after.thread, before.thread, 'answered by a new thread')
   t.equal(pool.crashes, 1)
-  t.equal(reported.length, 0, 'a crash during an inference goes to its caller, not to onWorkerError')
+  t.equal(pool.timeouts, 0)
 })
 
 t.test('a thread that crashes while idle is reported, replaced, and the process lives', async (t) => {
@@ -118,7 +140,7 @@ t.test('a custom model module is loaded from a path relative to the config direc
 
 t.test('a model that cannot start rejects start() with a clear message, without hanging', async (t) => {
   const start = (module: string, options: Record<string, unknown> = {}, startTimeoutMs?: number): Promise<ModelPool> =>
-    ModelPool.start({ module, threads: 2, options }, fixtures, { startTimeoutMs })
+    ModelPool.start({ module, threads: 2, options, timeout_seconds: 30 }, fixtures, { startTimeoutMs })
   await t.rejects(start('broken-model.ts'), /model failed to start: .*broken-model\.ts.*createModel failed: weights file missing/)
   await t.rejects(start('no-create-model.ts'), /exports no createModel function/)
   await t.rejects(start('missing-model.ts'), /model\.module "missing-model\.ts": no such file/)
@@ -142,8 +164,8 @@ t.test('abort: a queued inference leaves the queue, a running one is dropped', a
   const pool = await startPool(t, { threads: 1, options: { ...quiet, delay: 0.2 } })
   const running = new AbortController()
   const queued = new AbortController()
-  const first = pool.infer(new Float32Array(1), running.signal)
-  const second = pool.infer(new Float32Array(2), queued.signal)
+  const first = pool.infer(new Float32Array(1), { signal: running.signal })
+  const second = pool.infer(new Float32Array(2), { signal: queued.signal })
   const third = pool.infer(new Float32Array(3))
   t.equal(pool.queueSize, 2)
   queued.abort(new Error('client left'))
@@ -152,7 +174,7 @@ t.test('abort: a queued inference leaves the queue, a running one is dropped', a
   running.abort(new Error('gone too'))
   await t.rejects(first, /gone too/)
   t.same(await third, { count: 3 }, 'the rest still run')
-  await t.rejects(pool.infer(new Float32Array(1), AbortSignal.abort(new Error('already'))), /already/)
+  await t.rejects(pool.infer(new Float32Array(1), { signal: AbortSignal.abort(new Error('already')) }), /already/)
 })
 
 t.test('after close, infer rejects as internal and ready is false', async (t) => {
@@ -161,4 +183,114 @@ t.test('after close, infer rejects as internal and ready is false', async (t) =>
   t.equal(pool.ready, false)
   const error = await rejection(pool.infer(new Float32Array(1)))
   t.equal((error as InferenceError).code, 'internal')
+})
+
+t.test('fairness: a session flooding the pool delays another session by about one inference', async (t) => {
+  const pool = await startPool(t, { threads: 1, options: { ...quiet, delay: 0.02 } })
+  const done: string[] = []
+  const run = (key: string, name: string): Promise<void> =>
+    pool.infer(new Float32Array(10), { key }).then(() => { done.push(name) })
+  const a = Array.from({ length: 10 }, (_, i) => run('A', `A${i}`))
+  t.equal(pool.queuedFor('A'), 9, 'one of A\'s jobs runs, nine wait')
+  const b = run('B', 'B0')
+  t.equal(pool.queuedFor('B'), 1)
+  t.equal(pool.queuedFor(), 0, 'nothing waits without a key')
+  t.equal(pool.queueSize, 10, 'queueSize counts every session')
+  await Promise.all([...a, b])
+  t.ok(done.indexOf('B0') < done.indexOf('A2'), `B's job completed before A's third (order: ${done.join(' ')})`)
+  t.same(done.filter((name) => name.startsWith('A')), Array.from({ length: 10 }, (_, i) => `A${i}`), "A's own jobs kept their order")
+  t.equal(pool.queuedFor('A'), 0)
+})
+
+t.test('fairness: the next job goes to the session served least recently, jobs without a key share one queue', async (t) => {
+  const pool = await startPool(t, { threads: 1, options: { ...quiet, delay: 0.02 } })
+  const done: string[] = []
+  const run = (key: string | undefined, name: string): Promise<void> =>
+    pool.infer(new Float32Array(10), key === undefined ? {} : { key }).then(() => { done.push(name) })
+  const jobs = [
+    run('A', 'A0'), run('A', 'A1'), run('A', 'A2'),
+    run(undefined, 'x0'), run(undefined, 'x1'),
+    run('C', 'C0')
+  ]
+  t.equal(pool.queuedFor(), 2, 'two jobs without a key wait in one queue')
+  await Promise.all(jobs)
+  // A0 was running; then each waiting asker once, in the order they came, then round again.
+  t.same(done, ['A0', 'x0', 'C0', 'A1', 'x1', 'A2'])
+})
+
+t.test('deadline: a job past model.timeout_seconds is inference_timeout and its thread is replaced by a warm one', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'model-pool-'))
+  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+  const hold = join(dir, 'hold')
+  const pool = await startPool(t, { module: 'blocking-model.ts', threads: 1, timeout_seconds: 0.5, options: { hold } })
+  const before = await pool.infer(new Float32Array(5))
+  t.same(before, { count: 5, thread: before.thread, first_call: false }, 'the start-up thread was warm')
+  t.equal(pool.usableThreads, 1)
+
+  // From here, a new thread's warm-up waits until the test removes `hold`.
+  writeFileSync(hold, '')
+  const timings: string[] = []
+  const blocked = pool.infer(marked(BLOCKING.block), { onTiming: (timing) => { timings.push(timing.outcome) } })
+  const next = pool.infer(new Float32Array(7))
+  t.equal(pool.ready, true, 'a thread busy within its deadline is not stuck')
+  const error = await rejection(blocked)
+  t.type(error, InferenceError)
+  t.equal((error as InferenceError).code, 'inference_timeout')
+  t.equal((error as InferenceError).message, 'The model did not answer within 0.5 s (model.timeout_seconds)')
+  t.same(timings, ['inference_timeout'])
+  t.equal(pool.timeouts, 1)
+  t.equal(pool.crashes, 0, 'a deadline is not a crash')
+  // The only thread was terminated and its replacement is held cold: nothing is usable.
+  t.equal(pool.usableThreads, 0)
+  t.equal(pool.ready, false, 'not ready while every thread is stuck')
+  t.equal(pool.queuedFor(), 1, 'the next job waits in the pool, not on the cold thread')
+
+  rmSync(hold)
+  const after = await next
+  t.equal(after.count, 7, 'the next job works')
+  t.not(after.thread, before.thread, 'on a new thread')
+  t.equal(after.first_call, false, 'which had warmed up before it took the job')
+  await until(() => pool.ready, 'the pool is ready again')
+  t.equal(pool.usableThreads, 1)
+  t.equal(pool.timeouts, 1)
+})
+
+t.test('deadline: a stuck job whose caller gave up still has its thread replaced', async (t) => {
+  const pool = await startPool(t, { module: 'blocking-model.ts', threads: 1, timeout_seconds: 0.5, options: {} })
+  const gone = new AbortController()
+  const blocked = pool.infer(marked(BLOCKING.block), { signal: gone.signal })
+  const next = pool.infer(new Float32Array(3))
+  gone.abort(new Error('client left'))
+  await t.rejects(blocked, /client left/, 'the caller hears of its abort at once')
+  const after = await next
+  t.equal(after.count, 3, 'the job behind it ran once the stuck thread was replaced')
+  t.equal(after.first_call, false)
+  t.equal(pool.timeouts, 1)
+  t.equal(pool.crashes, 0)
+})
+
+t.test('close ends even while threads are blocked for ever (Atomics.wait, busy loop)', async (t) => {
+  const pool = await startPool(t, { module: 'blocking-model.ts', threads: 2, options: {} }, { closeGraceMs: 200 })
+  const outcomes: string[] = []
+  const stuck = [BLOCKING.block, BLOCKING.spin].map((mark) =>
+    rejection(pool.infer(marked(mark), { onTiming: (timing) => { outcomes.push(timing.outcome) } })))
+  const queued = rejection(pool.infer(new Float32Array(1)))
+  // Both threads hold a job (their deadline is 30 s away) and a third job waits.
+  await until(() => pool.queuedFor() === 1 && pool.usableThreads === 2, 'both threads are busy')
+  await pool.close()
+  t.equal(pool.ready, false)
+  const errors = await Promise.all([...stuck, queued])
+  t.same(errors.map((error) => (error as InferenceError).code), ['internal', 'internal', 'internal'])
+  t.same(outcomes, ['internal', 'internal'])
+  t.equal(pool.crashes, 0, 'threads ended by close are not crashes')
+  t.equal(pool.timeouts, 0)
+})
+
+t.test('close lets a running job finish within its grace', async (t) => {
+  const pool = await startPool(t, { threads: 1, options: { ...quiet, delay: 0.1 } })
+  const running = pool.infer(new Float32Array(4))
+  const queued = rejection(pool.infer(new Float32Array(5)))
+  await pool.close()
+  t.same(await running, { count: 4 })
+  t.equal(((await queued) as InferenceError).code, 'internal')
 })

@@ -16,11 +16,11 @@ import {
   type Timers
 } from '../../plugins/paired-session/paired-session.ts'
 
-const LIMITS: PairedLimits = { idle_timeout_ms: 1000, linger_ms: 500, replay_events: 16, reorder_window: 4, reorder_max_bytes: 100, max_readers: 2 }
+const LIMITS: PairedLimits = { linger_ms: 500, replay_events: 16, reorder_window: 4, reorder_max_bytes: 100, max_readers: 2 }
 
 const bytes = (...values: number[]): Uint8Array => new Uint8Array(values)
 const active = (time: number): StreamEvent => ({ type: 'active', channel: 0, time })
-const END: EndEvent = { type: 'end', channel: null, seconds_received: [0], samples_received: [0], segments: [0], interim_segments: [0], errors: 0 }
+const END: EndEvent = { type: 'end', channel: null, seconds_received: [0], samples_received: [0], segments: [0], interim_segments: [0], interim_segments_dropped: [0], errors: 0 }
 
 // A clock the test moves by hand: timers fire only inside advance().
 class ManualTimers implements Timers {
@@ -51,10 +51,13 @@ class ManualTimers implements Timers {
 // Stands in for the core Session: records the audio; finish() emits `end` like the core does.
 class FakeSink implements PairedSink {
   readonly received: number[] = []
+  keepalives = 0
+  paused = false
   finishCalls = 0
   aborted = false
   onFinish: () => void = () => {}
   pushAudio (chunk: Uint8Array): void { this.received.push(...chunk) }
+  keepalive (): void { this.keepalives++ }
   async finish (): Promise<void> {
     this.finishCalls++
     this.onFinish()
@@ -266,24 +269,30 @@ t.test('PairedSession: stop finishes; end closes readers; the events URL answers
   t.equal(apiError(() => session.stop()).statusCode, 404)
 })
 
-t.test('PairedSession: idle expiry needs no audio and no reader; it finalises and frees', async (t) => {
-  const { session, sink, timers, closes } = setup()
-  timers.advance(LIMITS.idle_timeout_ms - 1)
+t.test('PairedSession: every audio POST and keepalive tells the core the client is there; readers do not', async (t) => {
+  const { session, sink, timers } = setup()
   session.pushChunk(0, bytes(0))
-  timers.advance(LIMITS.idle_timeout_ms - 1)
-  t.equal(session.state, 'open', 'audio restarts the clock')
-  const reader = new FakeReader()
-  const handle = session.openReader(null, () => reader)
-  timers.advance(LIMITS.idle_timeout_ms * 10)
-  t.equal(session.state, 'open', 'a connected reader keeps the session')
-  handle?.detach()
-  timers.advance(LIMITS.idle_timeout_ms - 1)
-  t.equal(session.state, 'open', 'the clock restarts when the reader leaves')
-  timers.advance(1)
-  t.equal(sink.finishCalls, 1, 'expiry finalises the stream like a stop')
-  t.equal(session.state, 'closed', 'and frees it at once: nobody is reading')
-  t.same(closes, ['expired'])
-  t.equal(timers.pending, 0, 'no timer left behind')
+  session.pushChunk(1, new Uint8Array(0))
+  t.equal(sink.keepalives, 2, 'a chunk, an empty one included, counts as a keepalive')
+  session.keepalive()
+  t.equal(sink.keepalives, 3)
+  session.openReader(null, () => new FakeReader())
+  t.equal(sink.keepalives, 3, 'an events reader alone does not keep the session')
+  t.equal(timers.pending, 0, 'the paired session runs no idle clock of its own (the core\'s applies)')
+})
+
+t.test('PairedSession: while the core is paused a new chunk is refused with rate_limited and not taken', async (t) => {
+  const { session, sink } = setup()
+  session.pushChunk(0, bytes(0))
+  sink.paused = true
+  const refused = apiError(() => session.pushChunk(1, bytes(1)))
+  t.equal(refused.code, 'rate_limited')
+  t.equal(refused.statusCode, 429)
+  t.same(session.pushChunk(0, bytes(9)), { accepted_seq: 0, duplicate: true }, 'a repeat is still acknowledged')
+  t.same(sink.received, [0], 'the refused chunk was not taken')
+  sink.paused = false
+  t.same(session.pushChunk(1, bytes(1)), { accepted_seq: 1 }, 'sent again later, it is taken')
+  t.same(sink.received, [0, 1])
 })
 
 t.test('PairedSession: abort closes readers and the core session', async (t) => {
