@@ -24,6 +24,9 @@ export interface EventStreamOptions {
   headers?: Record<string, string>
 }
 
+// See cutWhenStalled.
+const END_STALL_MS = 30000
+
 export const SSE_HEADERS = {
   'content-type': 'text/event-stream; charset=utf-8',
   // no-transform: proxies must not compress or rewrite; X-Accel-Buffering: nginx must not buffer.
@@ -56,6 +59,24 @@ export function openEventStream (request: FastifyRequest, reply: FastifyReply, o
   request.raw.once('close', () => { if (raw.writableFinished || raw.destroyed) finish() })
   raw.once('error', finish)
 
+  // Once ended, a client that takes nothing more would keep the unsent rest (up to
+  // limits.max_outbound_bytes and an event) and its connection for ever, out of every session
+  // count: a response that made no progress for a whole END_STALL_MS is destroyed (as a
+  // WebSocket's close handshake and the HTTP/2 reset of stop-upload.ts give up after 30 s).
+  const cutWhenStalled = (): void => {
+    let left = stream.bufferedBytes()
+    const check = setInterval(() => {
+      const now = stream.bufferedBytes()
+      if (raw.writableFinished || raw.destroyed || now === 0) clearInterval(check)
+      else if (now >= left) {
+        clearInterval(check)
+        raw.destroy()
+      }
+      left = now
+    }, END_STALL_MS)
+    check.unref()
+  }
+
   const stream: EventStream = {
     send (event, id) {
       if (closed) return false
@@ -71,6 +92,7 @@ export function openEventStream (request: FastifyRequest, reply: FastifyReply, o
       if (closed) return
       raw.end()
       finish()
+      cutWhenStalled()
     },
     bufferedBytes () {
       // HTTP/2: the stream's own buffer (the compat response does not count it); HTTP/1.1: the response's.

@@ -93,6 +93,12 @@ export const ROUTE_DOCS: Record<string, Json> = {
     summary: 'Keep an idle session open',
     description: 'Starts the session\'s idle clock (limits.idle_timeout_seconds) over without adding audio. An audio chunk, even an empty one, does the same; an open events reader does not.'
   },
+  'POST /api/v1/sessions/:id/finalize': {
+    operationId: 'finalizeSession',
+    tags: ['sessions'],
+    summary: 'Finalize the open utterances now',
+    description: 'Deepgram\'s Finalize: the open utterance on every channel ends at the audio applied so far; its final, then a `finalized` event, follow on the events stream. The session stays open.'
+  },
   'POST /api/v1/sessions/:id/stop': {
     operationId: 'stopSession',
     tags: ['sessions'],

@@ -20,8 +20,10 @@ async function streamerCore (app: FastifyInstance, options: StreamerCorePluginOp
     onWorkerError: (error) => { app.log.error({ err: error }, 'worker crashed while idle; the pool replaces it') }
   })
   app.decorate('streamer', streamer)
-  // Shutdown: before the servers close (they wait for open responses), every open stream is
-  // ended by the core, the same way for every transport; the pools stop once all is closed.
+  // Shutdown: server.ts first drains the streams (streamer.drain: results and `end` for each);
+  // whatever is still open when the app closes (a drain past its deadline, or an app closed
+  // without one: tests, a failed start) is ended here by the core, the same way for every
+  // transport, before the servers close (they wait for open responses). The pools stop last.
   app.addHook('preClose', async () => { streamer.shutdown() })
   app.addHook('onClose', async () => { await streamer.close() })
 }

@@ -61,6 +61,11 @@ export const PairedConfig = Type.Object({
 }, { $id: 'PairedConfig', default: {}, additionalProperties: false, description: 'Paired sessions: audio POSTed in chunks by session id, events read from an EventSource' })
 export type PairedConfig = Static<typeof PairedConfig>
 
+export const ShutdownConfig = Type.Object({
+  drain_seconds: Type.Number({ minimum: 0, default: 20, description: 'On SIGTERM/SIGINT open streams are drained (told, finalised, end sent) for at most this long; then what is still open is ended with shutting_down and the process exits. The default fits in Kubernetes\' 30 s grace period' })
+}, { $id: 'ShutdownConfig', default: {}, additionalProperties: false, description: 'Graceful shutdown' })
+export type ShutdownConfig = Static<typeof ShutdownConfig>
+
 // pino's levels; 'silent' turns logging off.
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 
@@ -73,6 +78,7 @@ export const ServerConfig = Type.Object({
   model: ModelConfig,
   vad: VadConfig,
   limits: LimitsConfig,
-  paired: PairedConfig
+  paired: PairedConfig,
+  shutdown: ShutdownConfig
 }, { $id: 'ServerConfig', additionalProperties: false, description: 'The server\'s configuration (config.json)' })
 export type ServerConfig = Static<typeof ServerConfig>

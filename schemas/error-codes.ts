@@ -46,7 +46,7 @@ const CATALOGUE = {
   inference_timeout: { ends_stream: false, meaning: 'The model did not answer for one segment within model.timeout_seconds; its worker thread was replaced and the stream goes on.' },
   internal: { status: 500, close: 1011, ends_stream: false, meaning: 'A server fault (for example a crashed worker). Inside a stream it concerns one segment and the stream goes on; a fault of the transport itself ends the connection.' },
   not_ready: { status: 503, close: 1013, retry_after: 5, ends_stream: false, meaning: 'The server is starting, or every model thread is stuck, and takes no streams; retry shortly.' },
-  shutting_down: { status: 503, close: 1001, retry_after: 5, ends_stream: true, meaning: 'The server is shutting down: new streams are refused and open ones are ended.' },
+  shutting_down: { status: 503, close: 1012, retry_after: 5, ends_stream: true, meaning: 'The server is shutting down: new streams are refused, and a stream still open when the drain deadline (shutdown.drain_seconds) passes is ended.' },
   too_many_sessions: { status: 503, close: 1013, retry_after: 2, ends_stream: false, meaning: 'The server (limits.max_sessions) or this client address (limits.max_sessions_per_ip) is at its limit of open sessions; retry shortly.' }
 } as const satisfies Record<string, ErrorSpec>
 

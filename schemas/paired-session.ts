@@ -32,6 +32,7 @@ export type PairedEventsQuery = Static<typeof PairedEventsQuery>
 
 export const PairedAudioAck = Type.Object({
   accepted_seq: Type.Integer({ minimum: -1, description: 'Highest seq such that it and every earlier chunk were applied; -1 before seq 0 arrived' }),
+  bytes: Type.Integer({ minimum: 0, description: 'Audio bytes applied to the stream so far, in total (what end.bytes_received will count)' }),
   buffered: Type.Optional(Type.Array(Type.Integer(), { description: 'Chunks held waiting for an earlier seq (absent when none)' })),
   duplicate: Type.Optional(Type.Boolean({ description: 'This seq had been received before; the chunk was ignored' }))
 }, { $id: 'PairedAudioAck', description: '200 when the chunk was applied (or was a repeat), 202 when it is held for a gap' })
@@ -42,3 +43,8 @@ export const PairedStopAck = Type.Object({
   discarded: Type.Optional(Type.Array(Type.Integer(), { description: 'Chunks that were held behind a gap and dropped by the stop' }))
 }, { $id: 'PairedStopAck', description: 'The stop is taken: final results, then `end`, follow on the events stream' })
 export type PairedStopAck = Static<typeof PairedStopAck>
+
+export const PairedFinalizeAck = Type.Object({
+  accepted_seq: Type.Integer({ minimum: -1, description: 'The last chunk applied: the finalize covers the audio up to it' })
+}, { $id: 'PairedFinalizeAck', description: 'The finalize is taken: the finals of the open utterances, then `finalized`, follow on the events stream; the session stays open' })
+export type PairedFinalizeAck = Static<typeof PairedFinalizeAck>

@@ -2,17 +2,16 @@
 // message payloads taken from the same TypeBox schemas the server validates and sends with.
 // `npm run asyncapi` regenerates it; test/unit/asyncapi.test.ts fails when the committed file
 // differs from what this script writes, and validates it with @asyncapi/parser.
-import { readFileSync, writeFileSync } from 'node:fs'
+import { writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import type { TSchema } from '@sinclair/typebox'
 import { stringify } from 'yaml'
 import { AudioFormat, Encoding } from '../schemas/audio-format.ts'
 import { ERRORS } from '../schemas/error-codes.ts'
-import { ActiveEvent, DataEvent, EndEvent, ErrorEvent, InactiveEvent, SegmentEvent, StreamEvent } from '../schemas/events.ts'
-import { Mode, StartMessage, StopMessage } from '../schemas/messages.ts'
+import { AckEvent, ActiveEvent, DataEvent, EndEvent, ErrorEvent, FinalizedEvent, InactiveEvent, SegmentEvent, ShutdownEvent, StartedEvent, StreamEvent } from '../schemas/events.ts'
+import { FinalizeMessage, KeepaliveMessage, Mode, PROTOCOL_VERSION, StartMessage, StopMessage } from '../schemas/messages.ts'
 
 export const ASYNCAPI_PATH = fileURLToPath(new URL('../asyncapi.yaml', import.meta.url))
-const PACKAGE = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
 
 type Json = Record<string, unknown>
 const ref = (path: string): Json => ({ $ref: path })
@@ -47,12 +46,16 @@ export function schemaComponents (schemas: TSchema[]): Record<string, Json> {
 const FORMAT_EXAMPLE = { channels: 1, sample_rate: 16000, bit_depth: 16, is_float: false }
 
 const EVENTS: Array<{ name: string, schema: TSchema, summary: string, example: Json }> = [
+  { name: 'started', schema: StartedEvent, summary: 'The start was accepted: always the first event, with the session id and the settings in force', example: { type: 'started', channel: null, session_id: 'q2w9Yf0cR3u7lq1l1uYy8A', protocol_version: PROTOCOL_VERSION, mode: 'segmented', format: { ...FORMAT_EXAMPLE, encoding: 'pcm' }, interim_results: true, acks: false, vad: { threshold: 0.5, min_silence_ms: 500, speech_pad_ms: 30, max_utterance_seconds: 30 }, limits: { idle_timeout_seconds: 15, max_stream_seconds: 14400, max_buffered_seconds: 10 } } },
   { name: 'segment', schema: SegmentEvent, summary: 'A model result for a span of audio (final, or interim when asked for)', example: { type: 'segment', channel: 0, start_time: 0.79, end_time: 3.07, is_final: true, count: 36480 } },
   { name: 'data', schema: DataEvent, summary: 'A model result with no time bounds', example: { type: 'data', channel: 0, count: 16000 } },
   { name: 'active', schema: ActiveEvent, summary: 'Speech started on a channel (segmented mode)', example: { type: 'active', channel: 0, time: 0.79 } },
   { name: 'inactive', schema: InactiveEvent, summary: 'Speech ended on a channel (segmented mode)', example: { type: 'inactive', channel: 0, time: 3.07 } },
   { name: 'error', schema: ErrorEvent, summary: 'A failed inference (the stream goes on) or a refused request (the stream ends)', example: { type: 'error', channel: null, code: 'unsupported_format', message: 'format.sample_rate 4000 is not supported: accepted an integer from 8000 to 192000 Hz' } },
-  { name: 'end', schema: EndEvent, summary: 'Every result of the stream was sent', example: { type: 'end', channel: null, seconds_received: [7.52], samples_received: [120400], segments: [2], interim_segments: [9], interim_segments_dropped: [0], errors: 0 } }
+  { name: 'ack', schema: AckEvent, summary: 'Audio taken (with "acks": true): at most every ~100 ms; the last one before `end` carries the total', example: { type: 'ack', channel: null, bytes: 64000, seconds: [2] } },
+  { name: 'finalized', schema: FinalizedEvent, summary: 'Answers {"request":"finalize"}: the finals of every utterance open up to here were sent', example: { type: 'finalized', channel: null, seconds: [3.5] } },
+  { name: 'shutdown', schema: ShutdownEvent, summary: 'The server is restarting: no more audio is taken; results and `end` follow, then the connection closes (WebSocket 1012)', example: { type: 'shutdown', channel: null, deadline_seconds: 20 } },
+  { name: 'end', schema: EndEvent, summary: 'Every result of the stream was sent; what the server took, with its SHA-256', example: { type: 'end', channel: null, seconds_received: [7.52], samples_received: [120400], segments: [2], interim_segments: [9], interim_segments_dropped: [0], bytes_received: 240800, sha256: '3f79bb7b435b05321651daefd374cdc681dc06faa65e374e38337b88ca046dea', dropped: { truncated_audio: 0, max_duration: 0 }, errors: 0 } }
 ]
 
 const SSE_FRAMING = 'Each event is one Server-Sent Event: `event: <type>`, `id: <n>` (0, 1, 2... per stream), ' +
@@ -80,7 +83,7 @@ export function buildAsyncApi (): Json {
         'Close codes (RFC 6455): 1000 after a stop with `disconnect: true`, 1009 for a frame over the size limit, 1001 when the server shuts down, 1011 on a server fault. ' +
         'A refused control message is answered with an `error` event and the connection stays open.',
       servers: [ref('#/servers/websocket')],
-      messages: { start: ref('#/components/messages/start'), stop: ref('#/components/messages/stop'), audio: ref('#/components/messages/audio'), ...eventRefs },
+      messages: { start: ref('#/components/messages/start'), stop: ref('#/components/messages/stop'), keepalive: ref('#/components/messages/keepalive'), finalize: ref('#/components/messages/finalize'), audio: ref('#/components/messages/audio'), ...eventRefs },
       bindings: { ws: { method: 'GET', bindingVersion: '0.1.0' } }
     }
     operations[`${ws}ReceiveControl`] = {
@@ -88,7 +91,7 @@ export function buildAsyncApi (): Json {
       channel: ref(`#/channels/${ws}`),
       title: 'Control messages',
       summary: 'The client starts and stops streams with JSON text frames.',
-      messages: [ref(`#/channels/${ws}/messages/start`), ref(`#/channels/${ws}/messages/stop`)]
+      messages: [ref(`#/channels/${ws}/messages/start`), ref(`#/channels/${ws}/messages/stop`), ref(`#/channels/${ws}/messages/keepalive`), ref(`#/channels/${ws}/messages/finalize`)]
     }
     operations[`${ws}ReceiveAudio`] = {
       action: 'receive',
@@ -190,6 +193,22 @@ export function buildAsyncApi (): Json {
       payload: ref('#/components/schemas/StopMessage'),
       examples: [{ name: 'stop and close', payload: { request: 'stop', disconnect: true } }]
     },
+    keepalive: {
+      name: 'keepalive',
+      title: 'Keepalive message',
+      summary: 'Starts the idle clock (limits.idle_timeout_seconds) over without adding audio; also keeps a connection with no stream open.',
+      contentType: 'application/json',
+      payload: ref('#/components/schemas/KeepaliveMessage'),
+      examples: [{ name: 'keepalive', payload: { request: 'keepalive' } }]
+    },
+    finalize: {
+      name: 'finalize',
+      title: 'Finalize message',
+      summary: 'Finalises the open utterance on every channel now; its finals, then a `finalized` event, follow; the stream stays open.',
+      contentType: 'application/json',
+      payload: ref('#/components/schemas/FinalizeMessage'),
+      examples: [{ name: 'finalize', payload: { request: 'finalize' } }]
+    },
     audio: {
       name: 'audio',
       title: 'Audio',
@@ -214,7 +233,8 @@ export function buildAsyncApi (): Json {
     asyncapi: '3.0.0',
     info: {
       title: 'streamer streaming API',
-      version: PACKAGE.version,
+      // The protocol's own version: what `started.protocol_version` says.
+      version: PROTOCOL_VERSION,
       description: 'Audio streams in, observations stream out. Three transports feed one session core, so the same audio gives the same events on each: ' +
         'WebSocket, an HTTP/2 duplex upload with a Server-Sent Events response, and paired sessions (audio by POST, events by SSE). ' +
         'Operations are described from the server\'s side: it receives control messages and audio, and sends events.\n\n' +
@@ -230,7 +250,7 @@ export function buildAsyncApi (): Json {
     channels,
     operations,
     components: {
-      schemas: schemaComponents([AudioFormat, Encoding, Mode, StartMessage, StopMessage, SegmentEvent, DataEvent, ActiveEvent, InactiveEvent, ErrorEvent, EndEvent, StreamEvent]),
+      schemas: schemaComponents([AudioFormat, Encoding, Mode, StartMessage, StopMessage, KeepaliveMessage, FinalizeMessage, StartedEvent, SegmentEvent, DataEvent, ActiveEvent, InactiveEvent, AckEvent, FinalizedEvent, ErrorEvent, ShutdownEvent, EndEvent, StreamEvent]),
       messages
     }
   }

@@ -191,4 +191,53 @@ EOF
 }
 dialogue
 
+# One long run of speech: sentences 200 ms apart, far below the VAD's 500 ms min_silence, so the
+# VAD keeps it one utterance. A test with a low limits.max_utterance_seconds checks that the
+# runner cuts it inside these short gaps, not mid-word. `speech` is the one region from the first
+# sentence's start to the last one's end; `gaps` lists the true pauses between the sentences.
+# 200 ms, not less: in a 150 ms gap Silero stays below its threshold for as few frames as in the
+# stop closures of some words here, so a gap would not be the clearly quietest point. Sentences
+# of at most ~2.6 s (a 3 s cut window always holds a gap), with no commas (espeak pauses at a
+# comma, which would be a gap the JSON does not list).
+run_on () {
+  local name=long_pauses_16k_mono rate=16000 gap=0.2
+  local at i=0 k len places=() starts=() ends=()
+  at=$(seconds_to_samples "$LEAD" "$rate")
+  for text in "$@"; do
+    i=$((i + 1))
+    len=$(utterance "$text" "$rate" "$TMP/$name-$i.wav")
+    places+=("$at" "$TMP/$name-$i.wav")
+    starts+=("$at")
+    ends+=("$((at + len))")
+    at=$((at + len + $(seconds_to_samples "$gap" "$rate")))
+  done
+  local first=${starts[0]} last=${ends[-1]}
+  local total=$((last + $(seconds_to_samples "$TRAIL" "$rate")))
+  local gaps=()
+  for ((k = 1; k < ${#starts[@]}; k++)); do gaps+=("${ends[k - 1]}" "$((starts[k] - ends[k - 1]))"); done
+  track "$rate" "$total" "$TMP/$name.wav" "${places[@]}"
+  "${SOX[@]}" "$TMP/$name.wav" -e signed-integer -b 16 "$OUT/$name.wav"
+  exact "$OUT/$name.wav" "$total"
+  cat > "$OUT/$name.json" <<EOF
+{
+  "sample_rate": $rate,
+  "channels": 1,
+  "encoding": "signed-integer",
+  "bits": 16,
+  "duration": $(sec "$total" "$rate"),
+  "speech": $(regions "$rate" "$first" "$((last - first))"),
+  "gaps": $(regions "$rate" "${gaps[@]}"),
+  "texts": $(strings "$@")
+}
+EOF
+}
+run_on \
+  'The quick brown fox jumps over the lazy dog.' \
+  'Seven ships sailed past the harbour light.' \
+  'We walked along the river before dinner.' \
+  'Please bring the blue folder to my desk.' \
+  'Music drifted softly through the open window.' \
+  'The train leaves the station at nine.' \
+  'Fresh bread smells wonderful in the morning.'
+
 cp "$OUT/hello_16k_mono.wav" "$EXAMPLES/speech.wav"

@@ -167,7 +167,8 @@ export const ENV: ReadonlyArray<readonly [name: string, path: readonly string[]]
   ['MAX_STREAM_SECONDS', ['limits', 'max_stream_seconds']],
   ['MAX_BUFFERED_SECONDS', ['limits', 'max_buffered_seconds']],
   ['MAX_OUTBOUND_BYTES', ['limits', 'max_outbound_bytes']],
-  ['MAX_SESSIONS_PER_IP', ['limits', 'max_sessions_per_ip']]
+  ['MAX_SESSIONS_PER_IP', ['limits', 'max_sessions_per_ip']],
+  ['SHUTDOWN_DRAIN_SECONDS', ['shutdown', 'drain_seconds']]
 ]
 
 function schemaAt (path: readonly string[]): TSchema {

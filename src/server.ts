@@ -1,10 +1,18 @@
 import { inspect } from 'node:util'
 import type { ServerConfig } from '../schemas/config.ts'
+import type { Transport } from '../schemas/messages.ts'
 import { loadConfig } from './config.ts'
 import { buildApp } from './app.ts'
 import { startTracing } from './observability/tracing.ts'
 
 // The process: configuration, tracing, logger, listen, graceful shutdown.
+
+// After the drain deadline, app.close() has this long (stopping the worker pools, closing the
+// HTTP/2 sessions, flushing spans) before the process exits anyway.
+const HARD_EXIT_GRACE_SECONDS = 5
+// A second signal this soon after the first is the same stop delivered twice (see onSignal).
+const DUPLICATE_SIGNAL_MS = 500
+const TRANSPORTS: readonly Transport[] = ['websocket', 'http', 'paired']
 
 // Until the config is loaded, the environment's LOG_LEVEL decides whether a failure shows its
 // stack; afterwards the configured level does.
@@ -52,11 +60,15 @@ async function start (): Promise<void> {
     }
   })
 
+  // One shutdown at a time: a signal, or workers that could not start.
   let stopping = false
   // `failure`: the workers could not start; it is reported once the server has closed.
   const stop = (code: number, failure?: unknown): void => {
     if (stopping) return
     stopping = true
+    closeAndExit(code, failure)
+  }
+  const closeAndExit = (code: number, failure?: unknown): void => {
     app.close()
       .then(() => tracing?.shutdown()) // flushes spans still buffered
       .then(() => failure === undefined ? process.exit(code) : fail(failure), (error: unknown) => {
@@ -65,12 +77,44 @@ async function start (): Promise<void> {
         process.exit(1)
       })
   }
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(signal, () => {
-      app.log.info({ signal }, 'shutting down')
-      stop(0)
+
+  // SIGTERM/SIGINT: drain, then close. Readiness is 503 and new streams are refused at once;
+  // every open stream is told (`shutdown`), gets its results and `end`, and its transport
+  // closes; whatever is still open after drain_seconds is ended with shutting_down. app.close()
+  // then closes what serves nothing (idle and half-sent connections, sockets with no stream)
+  // and stops the workers.
+  const drainSeconds = config.shutdown.drain_seconds
+  let firstSignalAt = 0
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      // Two signals at once are one request to stop: a terminal's Ctrl-C reaches the whole
+      // process group, systemd's SIGTERM every process of the unit, and `npm start` forwards
+      // its own copy to this process too (measured: the second arrives within milliseconds).
+      if (performance.now() - firstSignalAt < DUPLICATE_SIGNAL_MS) return
+      app.log.warn({ signal, still_open: stillOpen() }, 'signal during shutdown: exiting without finishing it')
+      process.exit(1)
+    }
+    stopping = true
+    firstSignalAt = performance.now()
+    app.log.info({ signal, drain_seconds: drainSeconds, streams: app.streamer.registry.size }, 'shutting down: draining open streams (a second signal exits at once)')
+    // However the drain and the close go, the process is gone shortly after the deadline.
+    setTimeout(() => {
+      app.log.error({ still_open: stillOpen() }, `shutdown did not finish within shutdown.drain_seconds + ${HARD_EXIT_GRACE_SECONDS} s: exiting`)
+      process.exit(1)
+    }, (drainSeconds + HARD_EXIT_GRACE_SECONDS) * 1000).unref()
+    app.streamer.drain(drainSeconds).then(() => { closeAndExit(0) }, (error: unknown) => {
+      app.log.error({ err: error }, 'draining failed; closing')
+      closeAndExit(1)
     })
   }
+  // What keeps the process from exiting: streams by transport, connections by state.
+  const stillOpen = (): Record<string, unknown> => {
+    const streams = Object.fromEntries(TRANSPORTS.map((transport) => [transport, app.streamer.registry.count(transport)]))
+    const server = app.server as { connectionCounts?: () => Record<string, number> }
+    return { streams, connections: server.connectionCounts?.() }
+  }
+  process.on('SIGINT', onSignal)
+  process.on('SIGTERM', onSignal)
 
   try {
     await app.listen({ port: config.port, host: config.host })

@@ -20,7 +20,7 @@ type UploadRequest = FastifyRequest<{ Querystring: UploadQuery }>
 export default async function httpStreamTransport (app: FastifyInstance): Promise<void> {
   const streamer = app.streamer
   const limits = streamer.config.limits
-  const querystring = uploadQuerySchema(limits.max_channels)
+  const querystring = uploadQuerySchema(limits.max_channels, limits.max_utterance_seconds)
 
   // The body is the audio stream: no parser may buffer it. Every content type reaches the
   // route, whose onRequest answers 415 itself (naming what is accepted). bodyLimit does not
@@ -57,8 +57,6 @@ export default async function httpStreamTransport (app: FastifyInstance): Promis
           } else {
             start = rawStart
           }
-          // Checked again in the same tick as the stream opens (openStream does): waiting for a
-          // WAV header may have let other sessions fill the server.
           stream(request, reply, mode, start, body, wavDataBytes)
         } catch (error) {
           body.stop()
@@ -70,6 +68,9 @@ export default async function httpStreamTransport (app: FastifyInstance): Promis
   }
 
   function stream (request: UploadRequest, reply: FastifyReply, mode: Mode, start: StartRequest, body: BodyReader, wavDataBytes: number | null): void {
+    // Checked again before the 200 goes out (openStream checks too, in the same tick): waiting
+    // for a WAV header may have let other sessions fill the server, or shutdown begin.
+    streamer.admit(request.ip)
     const events = openEventStream(request, reply)
     let nextId = 0
     const stream = streamer.openStream({
@@ -131,6 +132,10 @@ function queryNamed<T> (parse: () => T): T {
     if (error instanceof ApiError && error.field?.startsWith('format.') === true) {
       const field = error.field.slice('format.'.length)
       throw new ApiError(error.code, error.message.replaceAll(`format.${field}`, field), { field })
+    }
+    if (error instanceof ApiError && error.field?.startsWith('vad.') === true) {
+      const field = `vad_${error.field.slice('vad.'.length)}`
+      throw new ApiError(error.code, error.message.replaceAll(error.field, field), { field })
     }
     throw error
   }

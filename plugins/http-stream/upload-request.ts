@@ -2,7 +2,7 @@ import type { FastifyRequest } from 'fastify'
 import { Type, type Static } from '@sinclair/typebox'
 import { FormatFields, type AudioFormat } from '../../schemas/audio-format.ts'
 import { ApiError } from '../../schemas/error-codes.ts'
-import { StreamOptionFields } from '../../schemas/messages.ts'
+import { StreamOptionFields, vadSettingsSchema } from '../../schemas/messages.ts'
 import { ERROR_CODE_KEYWORD } from '../../schemas/validation.ts'
 import { isTraceparent } from '../../src/core/start-request.ts'
 import { tooLarge } from './body-reader.ts'
@@ -16,13 +16,15 @@ export const RAW_TYPES = ['application/octet-stream']
 export type BodyKind = 'raw' | 'wav'
 
 const FORMAT_PARAMS = ['sample_rate', 'channels', 'bit_depth', 'is_float', 'encoding'] as const
+const VAD_PARAMS = ['threshold', 'min_silence_ms', 'speech_pad_ms', 'max_utterance_seconds'] as const
 
 /**
  * The upload's query: the format fields (all optional: a WAV body declares them itself) and the
  * stream options. No defaults here: a parameter that was not given must stay absent, so a WAV
  * header is not contradicted by a default.
  */
-export function uploadQuerySchema (maxChannels: number) {
+export function uploadQuerySchema (maxChannels: number, maxUtteranceSeconds: number) {
+  const vad = vadSettingsSchema(maxUtteranceSeconds).properties
   return Type.Object({
     sample_rate: Type.Optional(FormatFields.sample_rate),
     channels: Type.Optional(Type.Integer({ ...FormatFields.channels, maximum: maxChannels })),
@@ -30,7 +32,13 @@ export function uploadQuerySchema (maxChannels: number) {
     is_float: Type.Optional(Type.Boolean({ description: FormatFields.is_float.description, [ERROR_CODE_KEYWORD]: 'unsupported_format' })),
     encoding: Type.Optional(FormatFields.encoding),
     interim_results: Type.Optional(Type.Boolean({ description: StreamOptionFields.interim_results.description })),
-    trace_id: StreamOptionFields.trace_id
+    acks: Type.Optional(Type.Boolean({ description: StreamOptionFields.acks.description })),
+    trace_id: StreamOptionFields.trace_id,
+    // The start message's `vad` object, flattened: vad_threshold=0.6 is "vad": {"threshold": 0.6}.
+    vad_threshold: vad.threshold,
+    vad_min_silence_ms: vad.min_silence_ms,
+    vad_speech_pad_ms: vad.speech_pad_ms,
+    vad_max_utterance_seconds: vad.max_utterance_seconds
   }, { additionalProperties: false, $id: 'UploadQuery' })
 }
 export type UploadQuery = Static<ReturnType<typeof uploadQuerySchema>>
@@ -68,6 +76,13 @@ export function startBody (request: FastifyRequest<{ Querystring: UploadQuery }>
   }
   const body: Record<string, unknown> = { format }
   if (query.interim_results !== undefined) body.interim_results = query.interim_results
+  if (query.acks !== undefined) body.acks = query.acks
+  const vad: Record<string, unknown> = {}
+  for (const name of VAD_PARAMS) {
+    const value = query[`vad_${name}`]
+    if (value !== undefined) vad[name] = value
+  }
+  if (Object.keys(vad).length > 0) body.vad = vad
   const header = request.headers.traceparent
   const traceId = query.trace_id ?? (isTraceparent(header) ? header : undefined)
   if (traceId !== undefined) body.trace_id = traceId

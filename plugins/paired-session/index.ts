@@ -9,9 +9,11 @@ import {
   PairedEventsQuery,
   PairedSessionCreated,
   PairedSessionParams,
+  PairedFinalizeAck,
   PairedStopAck
 } from '../../schemas/paired-session.ts'
 import { SessionRegistry } from '../../src/core/session-registry.ts'
+import type { Stream, StreamSink } from '../../src/core/stream.ts'
 import { openEventStream, type EventStream } from '../event-stream.ts'
 import { PairedSessions, parseLastEventId, type EventReader } from './paired-session.ts'
 
@@ -83,29 +85,29 @@ async function routes (app: FastifyInstance): Promise<void> {
   app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer', bodyLimit: maxFrameBytes }, parseRaw)
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: maxFrameBytes }, parseRaw)
 
-  app.post<{ Body: { mode: Mode } & Parameters<typeof streamer.startParser.fromValidated>[0] }>('/', {
+  app.post<{ Body: { mode: Mode, request?: 'start' } & Parameters<typeof streamer.startParser.fromValidated>[0] }>('/', {
     schema: { body: createBody, response: { 201: PairedSessionCreated, ...ERROR_RESPONSES } },
     onRequest: requireMediaType(['application/json', 'text/plain'], 'the start request as JSON')
   }, async (request, reply) => {
-    const { mode, format, interim_results: interimResults, trace_id: traceId } = request.body
-    const start = streamer.startParser.fromValidated({ format, interim_results: interimResults, trace_id: traceId })
-    streamer.admit()
+    const { mode, request: _request, ...fields } = request.body
+    const start = streamer.startParser.fromValidated(fields)
+    streamer.admit(request.ip)
     const id = SessionRegistry.newId()
     const paired = sessions.create(id)
-    const stream = streamer.openStream({
-      transport: 'paired',
-      mode,
-      start,
-      id,
-      client: request.ip,
-      sink: {
-        send: (event) => { paired.record(event) },
-        // The server ended the stream. After a limit (idle, duration) it sent every result and
-        // `end`: the session lingers for readers as after a stop. At once (shutdown): the
-        // error event reached the readers; they are closed and the id forgotten.
-        close: () => { if (paired.state !== 'ended') paired.abort() }
-      }
-    })
+    const sink: StreamSink = {
+      send: (event) => { paired.record(event) },
+      // The server ended the stream. After a limit (idle, duration) it sent every result and
+      // `end`: the session lingers for readers as after a stop. At once (shutdown): the error
+      // event reached the readers; they are closed and the id forgotten.
+      close: () => { if (paired.state !== 'ended') paired.abort() }
+    }
+    let stream: Stream
+    try {
+      stream = streamer.openStream({ transport: 'paired', mode, start, id, client: request.ip, sink })
+    } catch (error) {
+      paired.abort() // refused: the id is forgotten at once
+      throw error
+    }
     paired.attach(stream)
     const base = `${PAIRED_PREFIX}/${id}`
     return reply.code(201).send({
@@ -178,6 +180,14 @@ async function routes (app: FastifyInstance): Promise<void> {
   }, async (request, reply) => {
     sessions.get(request.params.id).keepalive()
     return reply.code(204).send()
+  })
+
+  app.post<{ Params: PairedSessionParams }>('/:id/finalize', {
+    schema: { params: PairedSessionParams, response: { 202: PairedFinalizeAck, ...ERROR_RESPONSES } }
+  }, async (request, reply) => {
+    const paired = sessions.get(request.params.id)
+    paired.finalize()
+    return reply.code(202).send({ accepted_seq: paired.acceptedSeq })
   })
 
   app.post<{ Params: PairedSessionParams }>('/:id/stop', {

@@ -1,4 +1,4 @@
-import { ApiError } from '../../schemas/error-codes.ts'
+import { ApiError, type ErrorCode } from '../../schemas/error-codes.ts'
 import type { StreamEvent } from '../../schemas/events.ts'
 import { ChunkReorderer } from './chunk-reorderer.ts'
 import { EventLog, type LoggedEvent } from './event-log.ts'
@@ -33,8 +33,13 @@ export interface PairedSink {
   finish (): Promise<unknown>
   abort (): void
   keepalive (): void
+  finalize (): Promise<void>
   // Whether the server stopped taking this stream's audio until its work drains.
   readonly paused: boolean
+  // False once the server ended the stream itself (a limit, shutdown): no more audio is taken.
+  readonly accepting: boolean
+  // Why the server ended it (the error code; shutting_down for a restart).
+  readonly endedBy: ErrorCode | undefined
 }
 
 // A connected events reader, as the transport implements it (an SSE response).
@@ -68,6 +73,7 @@ export type CloseReason = 'ended' | 'aborted'
 
 export interface AudioAck {
   accepted_seq: number
+  bytes: number // audio bytes applied to the stream so far, in total
   buffered?: number[]
   duplicate?: boolean
 }
@@ -96,6 +102,7 @@ export class PairedSession {
   #sink: PairedSink | null = null
   #state: PairedState = 'open'
   #timer: unknown = null
+  #appliedBytes = 0
 
   constructor (options: PairedSessionOptions) {
     this.id = options.id
@@ -119,6 +126,8 @@ export class PairedSession {
   // it) and starts the linger period.
   record (event: StreamEvent): void {
     if (this.#state === 'closed') return
+    // The server ended the stream itself (a limit): chunks held behind a gap never reached it.
+    if (event.type === 'end' && this.#state === 'open') this.#reportHeldLost()
     const logged = this.log.append(event)
     for (const reader of this.#readers) reader.send(logged)
     if (event.type !== 'end') return
@@ -136,13 +145,20 @@ export class PairedSession {
     if (this.#state === 'closed') throw new ApiError('not_found', 'No such session')
     const ack = (extra: Partial<AudioAck> = {}): AudioAck => {
       const buffered = this.#chunks.heldSeqs
-      return { accepted_seq: this.#chunks.acceptedSeq, ...(buffered.length > 0 ? { buffered } : {}), ...extra }
+      return { accepted_seq: this.#chunks.acceptedSeq, bytes: this.#appliedBytes, ...(buffered.length > 0 ? { buffered } : {}), ...extra }
     }
     if (this.#state !== 'open') {
       if (seq <= this.#chunks.acceptedSeq) return ack({ duplicate: true })
       throw new ApiError('conflict', `The session was stopped after seq ${this.#chunks.acceptedSeq}; it accepts no more audio`, { field: 'seq' })
     }
     const sink = this.#requireSink()
+    if (!sink.accepting) {
+      if (seq <= this.#chunks.acceptedSeq) return ack({ duplicate: true })
+      const why = `seq ${seq} was not taken: the server ended this stream after seq ${this.#chunks.acceptedSeq}`
+      // A restart: the client should go on elsewhere (503, Retry-After), not treat it as its own mistake.
+      if (sink.endedBy === 'shutting_down') throw new ApiError('shutting_down', `${why} because it is restarting; start a new session to send the rest`, { field: 'seq' })
+      throw new ApiError('conflict', `${why} (${sink.endedBy ?? 'ended'}, see its events); it accepts no more audio`, { field: 'seq' })
+    }
     // Any audio POST shows the client is there, an empty one included (a keepalive).
     sink.keepalive()
     // Flow control: while the stream holds too much work, a new chunk is not taken; the client
@@ -152,7 +168,12 @@ export class PairedSession {
     }
     const outcome = this.#chunks.offer(seq, bytes)
     if (outcome.status === 'duplicate') return ack({ duplicate: true })
-    if (outcome.status === 'applied') for (const chunk of outcome.ready) sink.pushAudio(chunk)
+    if (outcome.status === 'applied') {
+      for (const chunk of outcome.ready) {
+        sink.pushAudio(chunk)
+        this.#appliedBytes += chunk.length
+      }
+    }
     return ack()
   }
 
@@ -208,6 +229,14 @@ export class PairedSession {
     if (this.#state === 'open') this.#requireSink().keepalive()
   }
 
+  // The client's finalize: the core finalises the open utterances of the audio applied so far
+  // and sends `finalized` on the events stream; the session stays open.
+  finalize (): void {
+    if (this.#state === 'closed') throw new ApiError('not_found', 'No such session')
+    if (this.#state !== 'open') throw new ApiError('conflict', 'The session was stopped; there is nothing left to finalize')
+    void this.#requireSink().finalize().catch(() => { this.abort() })
+  }
+
   // Shutdown or a fault: free everything now, emit nothing more.
   abort (): void {
     if (this.#state === 'closed') return
@@ -222,9 +251,8 @@ export class PairedSession {
     return this.#sink
   }
 
-  #beginFinish (): number[] {
-    this.#state = 'stopping'
-    this.#clearTimer()
+  // Chunks held behind a gap cannot be applied once the stream ends: dropped, and said so.
+  #reportHeldLost (): number[] {
     const discarded = this.#chunks.discardHeld()
     if (discarded.length > 0) {
       this.record({
@@ -234,6 +262,13 @@ export class PairedSession {
         message: `The stream ended with chunks ${discarded.join(', ')} held waiting for seq ${this.#chunks.acceptedSeq + 1}, which never arrived; they were discarded`
       })
     }
+    return discarded
+  }
+
+  #beginFinish (): number[] {
+    this.#state = 'stopping'
+    this.#clearTimer()
+    const discarded = this.#reportHeldLost()
     // finish() settles after `end` was emitted (see record) or the session was aborted.
     void this.#requireSink().finish().catch(() => { this.abort() })
     return discarded

@@ -8,8 +8,8 @@ import type { Stream } from '../../src/core/stream.ts'
 
 // RFC 6455 close codes this transport uses itself; errors carry theirs in the catalogue.
 const CLOSE_NORMAL = 1000
-const CLOSE_GOING_AWAY = 1001
 const CLOSE_SERVER_ERROR = 1011
+const CLOSE_SERVICE_RESTART = 1012
 const CLOSE_TRY_AGAIN_LATER = 1013
 
 // Refusals of a start that say "come back later": the error event, then close 1013.
@@ -22,10 +22,10 @@ export default async function websocketTransport (app: FastifyInstance): Promise
   const connections = new Set<Connection>()
   await app.register(websocket, {
     options: { maxPayload: limits.max_frame_bytes },
-    // Shutdown: the core ends the streams (each closes its socket); sockets with no stream
+    // Shutdown: the core drains the streams (each closes its socket); sockets with no stream
     // running are closed here.
     preClose: async () => {
-      for (const connection of connections) connection.socket.close(CLOSE_GOING_AWAY, 'Server shutting down')
+      for (const connection of connections) connection.socket.close(CLOSE_SERVICE_RESTART, 'Server restarting')
     }
   })
 
@@ -102,6 +102,12 @@ class Connection {
   }
 
   ping (): void {
+    // While the server has paused reading this socket (flow control) its pongs wait unread: the
+    // client is not dead, the server is not listening.
+    if (this.#current?.paused === true) {
+      this.#alive = true
+      return
+    }
     if (!this.#alive) {
       this.#log.info({ session: this.#current?.id }, 'websocket missed a ping: closed')
       this.socket.terminate()
@@ -139,6 +145,11 @@ class Connection {
       this.#current?.keepalive()
       return
     }
+    if (message.request === 'finalize') {
+      if (this.#current === null) throw new ApiError('stop_without_start', 'finalize received with no stream running: send {"request":"start",...} first')
+      await this.#current.finalize()
+      return
+    }
     if (message.request === 'stop') {
       if (this.#current === null) {
         if (message.disconnect) {
@@ -163,7 +174,10 @@ class Connection {
       client: this.#client,
       sink: {
         send: (event) => { this.#send(event) },
-        close: (error) => { socket.close(closeCodeOf(error.code) ?? CLOSE_SERVER_ERROR, closeReason(error.message)) },
+        close: (error) => {
+          if (error === undefined) socket.close(CLOSE_SERVICE_RESTART, 'Server restarting: the stream was drained')
+          else socket.close(closeCodeOf(error.code) ?? CLOSE_SERVER_ERROR, closeReason(error.message))
+        },
         pause: () => { socket.pause() },
         resume: () => { socket.resume() },
         outboundBytes: () => socket.bufferedAmount

@@ -88,4 +88,17 @@ export class VadSegmenter {
     this.#lastEnd = end
     return [{ kind: 'end', sample: end }]
   }
+
+  /**
+   * A finalize mid-stream: everything up to `sample` (every sample seen, including a tail shorter
+   * than a frame that push has not judged yet) is decided now. Open speech ends as flush ends it,
+   * and no later start may reach back before `sample`, so an utterance after it holds only audio
+   * received after it. Pushing goes on afterwards with the next frames, as if nothing happened:
+   * the frame count (the sample timeline) is untouched.
+   */
+  finalize (sample: number): VadBoundary[] {
+    const boundaries = this.flush(sample)
+    this.#lastEnd = Math.max(this.#lastEnd, sample)
+    return boundaries
+  }
 }

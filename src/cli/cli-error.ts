@@ -5,6 +5,7 @@ export const EXIT_OK = 0
 export const EXIT_REFUSED = 1 // the server refused the stream or ended it with an error
 export const EXIT_USAGE = 2 // bad arguments or an unreadable WAV file
 export const EXIT_UNREACHABLE = 3 // no connection to the server
+export const EXIT_MISMATCH = 4 // the stream ended, but the audio the server took is not the audio sent (sha256)
 export const EXIT_INTERRUPTED = 130 // a second Ctrl-C (128 + SIGINT)
 
 // An error the CLI reports as one clear line and an exit code, never as a stack trace.

@@ -10,6 +10,7 @@ export interface CliOptions {
   mode: Mode
   realTime: boolean
   interimResults: boolean
+  acks: boolean
   chunkMs: number
   json: boolean
   quiet: boolean
@@ -29,6 +30,8 @@ Options:
   -m, --mode <segmented|simple>    VAD-segmented utterances, or all audio through the model (default segmented)
   -r, --real-time                  pace the upload at the audio's own speed (default: as fast as accepted)
   -i, --interim-results            ask for interim results during speech (segmented mode)
+  -a, --acks                       ask the server to acknowledge the audio it takes (ack events): the
+                                   progress line and the summary show bytes acknowledged against sent
   -c, --chunk-ms <ms>              audio per chunk sent, in milliseconds (default 100)
   -j, --json                       print each event as one JSON line on stdout (summary goes to stderr)
   -q, --quiet                      no progress line and no summary
@@ -38,8 +41,13 @@ Options:
 Reads 8-bit (unsigned), 16/24/32-bit integer, 32/64-bit float, mu-law and A-law WAV files,
 including WAVE_FORMAT_EXTENSIBLE headers and float files with a fact chunk.
 
-Exit codes: 0 the stream ended normally; 1 the server refused or broke off the stream;
-2 bad arguments or an unreadable WAV file; 3 the server could not be reached; 130 interrupted.
+The audio sent is hashed: at the end the CLI checks the server's count and SHA-256 of the audio
+it took against it and prints "sha256 matches: all N bytes arrived" (or a MISMATCH line).
+
+Exit codes: 0 the stream ended normally; 1 the server refused or broke off the stream (a
+shutdown before all the audio was taken too); 2 bad arguments or an unreadable WAV file; 3 the
+server could not be reached; 4 the audio the server took is not the audio sent (sha256
+mismatch); 130 interrupted.
 `
 
 const MODES: readonly string[] = ['segmented', 'simple']
@@ -57,6 +65,7 @@ export function parseOptions (argv: string[]): CliOptions | null {
         mode: { type: 'string', short: 'm', default: 'segmented' },
         'real-time': { type: 'boolean', short: 'r', default: false },
         'interim-results': { type: 'boolean', short: 'i', default: false },
+        acks: { type: 'boolean', short: 'a', default: false },
         'chunk-ms': { type: 'string', short: 'c', default: '100' },
         json: { type: 'boolean', short: 'j', default: false },
         quiet: { type: 'boolean', short: 'q', default: false },
@@ -89,6 +98,7 @@ export function parseOptions (argv: string[]): CliOptions | null {
     mode: values.mode as Mode,
     realTime: values['real-time'],
     interimResults: values['interim-results'],
+    acks: values.acks,
     chunkMs,
     json: values.json,
     quiet: values.quiet,

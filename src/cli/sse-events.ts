@@ -1,6 +1,6 @@
 import { createParser } from 'eventsource-parser'
 import type { StreamEvent } from '../../schemas/events.ts'
-import { CliError } from './cli-error.ts'
+import { parseServerEvent } from './server-event.ts'
 
 export interface SseFeed {
   // Bytes of a text/event-stream body, in any split: multi-byte characters and lines that
@@ -16,13 +16,8 @@ export function createSseFeed (onEvent: (event: StreamEvent) => void): SseFeed {
   const parser = createParser({
     onEvent (message) {
       if (message.id !== undefined) lastEventId = message.id
-      let event: StreamEvent
-      try {
-        event = JSON.parse(message.data) as StreamEvent
-      } catch {
-        throw new CliError(`The server sent an event that is not JSON: ${message.data.slice(0, 80)}`)
-      }
-      onEvent(event)
+      const event = parseServerEvent(message.data, 'an event')
+      if (event !== null) onEvent(event)
     }
   })
   return {

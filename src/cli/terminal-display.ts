@@ -8,6 +8,7 @@ type Out = NodeJS.WritableStream & { isTTY?: boolean, columns?: number }
 export interface DisplayOptions {
   json: boolean // stdout: one event per line, nothing else
   quiet: boolean // no progress line, no summary
+  acks: boolean // the progress line shows the bytes acknowledged against those sent
   stdout: Out
   stderr: Out
 }
@@ -27,6 +28,8 @@ export class TerminalDisplay {
   #status = ''
   #sent = 0
   #total = 0
+  #sentBytes = 0
+  #ackedBytes = 0
   #lastDraw = 0
   #interims = new Map<number, string>()
 
@@ -39,6 +42,8 @@ export class TerminalDisplay {
     if (this.#options.json) {
       this.#print(this.#options.stdout, JSON.stringify(event))
     }
+    // `started` is shown in the summary (the session id); an event type this CLI does not know
+    // (a newer server) is passed through with --json and otherwise ignored.
     switch (event.type) {
       case 'segment':
         if (event.is_final === false) {
@@ -68,23 +73,52 @@ export class TerminalDisplay {
         if (!this.#options.json || this.#live) this.#print(this.#options.stderr, `${where}${when}  error ${event.code}: ${event.message}`, 'yellow')
         return
       }
+      case 'ack':
+        if (typeof event.bytes === 'number') this.#ackedBytes = Math.max(this.#ackedBytes, event.bytes)
+        this.#draw(false)
+        return
+      case 'shutdown':
+        // Not a failure: what was taken is still answered, then `end`.
+        this.#print(this.#options.stderr, 'the server is restarting: it takes no more audio on this stream; the results for the audio sent so far will follow', 'yellow')
+        return
+      case 'finalized': {
+        // Never asked for by this CLI; shown should a server send one.
+        const upTo = Array.isArray(event.seconds) && typeof event.seconds[0] === 'number' ? ` up to ${event.seconds[0].toFixed(2)} s` : ''
+        if (!this.#options.json) this.#print(this.#options.stdout, `stream  finalized${upTo}`, 'dim')
+        return
+      }
       case 'end':
         this.#interims.clear()
         this.#draw(true)
     }
   }
 
-  progress (sentSeconds: number, totalSeconds: number): void {
+  progress (sentSeconds: number, totalSeconds: number, sentBytes: number): void {
     this.#sent = sentSeconds
     this.#total = totalSeconds
+    this.#sentBytes = sentBytes
     this.#draw(sentSeconds >= totalSeconds)
   }
 
   summary (summary: RunSummary): void {
     this.#clear()
     if (this.#options.quiet) return
-    const out = this.#options.json ? this.#options.stderr : this.#options.stdout
-    out.write(formatSummary(summary))
+    this.#summaryOut.write(formatSummary(summary))
+  }
+
+  // The proof-of-delivery line, after the summary and with it; a mismatch is a failure and
+  // always shown, on stderr, --quiet or not.
+  delivery (line: string, ok: boolean): void {
+    this.#clear()
+    if (ok) {
+      if (!this.#options.quiet) this.#summaryOut.write(`${line}\n`)
+      return
+    }
+    this.#options.stderr.write(`${styleText('red', line, { stream: this.#options.stderr })}\n`)
+  }
+
+  get #summaryOut (): Out {
+    return this.#options.json ? this.#options.stderr : this.#options.stdout
   }
 
   // A fatal error: one clear line on stderr.
@@ -115,7 +149,9 @@ export class TerminalDisplay {
     if (!force && now - this.#lastDraw < REDRAW_MS) return
     this.#lastDraw = now
     const percent = this.#total > 0 ? Math.floor(100 * this.#sent / this.#total) : 100
-    const parts = [`sent ${this.#sent.toFixed(1)}/${this.#total.toFixed(1)} s ${String(percent).padStart(3)}%`, ...this.#interims.values()]
+    const sent = `sent ${this.#sent.toFixed(1)}/${this.#total.toFixed(1)} s ${String(percent).padStart(3)}%`
+    const acked = this.#options.acks ? `, acked ${this.#ackedBytes}/${this.#sentBytes} bytes` : ''
+    const parts = [`${sent}${acked}`, ...this.#interims.values()]
     const width = Math.max(20, (this.#options.stderr.columns ?? 80) - 1)
     let line = parts.join('  |  ')
     if (line.length > width) line = `${line.slice(0, width - 1)}…`

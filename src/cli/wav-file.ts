@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { open, type FileHandle } from 'node:fs/promises'
 import type { AudioFormat } from '../../schemas/audio-format.ts'
 import { MAX_WAV_HEADER_BYTES, parseWavHeader } from '../audio/wav-header.ts'
@@ -15,6 +16,9 @@ export interface WavFile {
   frames: number
   duration: number // seconds
   chunks: (chunkFrames: number) => AsyncGenerator<Uint8Array>
+  // Hex SHA-256 of the first `bytes` bytes of the data chunk (at most dataBytes), read again
+  // from the file: what the audio sent hashes to when the server took only the start of it.
+  sha256Of: (bytes: number) => Promise<string>
   close: () => Promise<void>
 }
 
@@ -64,6 +68,19 @@ async function readHeader (path: string, file: FileHandle): Promise<WavFile> {
     }
   }
 
+  async function sha256Of (bytes: number): Promise<string> {
+    const hash = createHash('sha256')
+    const end = Math.max(0, Math.min(bytes, wholeBytes))
+    const buffer = new Uint8Array(Math.min(end, 1 << 20))
+    for (let at = 0; at < end;) {
+      const { bytesRead } = await file.read(buffer, 0, Math.min(buffer.length, end - at), dataOffset + at)
+      if (bytesRead === 0) break
+      hash.update(buffer.subarray(0, bytesRead))
+      at += bytesRead
+    }
+    return hash.digest('hex')
+  }
+
   return {
     path,
     format,
@@ -72,6 +89,7 @@ async function readHeader (path: string, file: FileHandle): Promise<WavFile> {
     frames,
     duration: frames / format.sample_rate,
     chunks,
+    sha256Of,
     close: () => file.close()
   }
 }

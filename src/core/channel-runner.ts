@@ -6,6 +6,10 @@ export interface ChannelRunner {
   push (samples: Float32Array): void
   // No more audio: resolves once every result for the audio pushed has been emitted.
   finish (): Promise<void>
+  // Mid-stream: finalise what is open for the audio pushed so far, without ending the stream;
+  // resolves once every result for that audio has been emitted. Audio pushed later goes on
+  // seamlessly (same sample timeline) and is never part of a result this call waits for.
+  finalize (): Promise<void>
   // The client is gone: stop work, emit nothing more.
   abort (): void
   // 16 kHz samples received that are not through the VAD and the model yet: what flow control

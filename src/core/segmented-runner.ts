@@ -1,5 +1,6 @@
 import { MODEL_SAMPLE_RATE } from '../../schemas/audio-format.ts'
 import { VAD_FRAME_SAMPLES } from '../audio/silero-vad.ts'
+import { cutWindowSamples, quietestPause, RecentProbabilities, recentFramesFor } from '../audio/utterance-cut.ts'
 import { VadSegmenter } from '../audio/vad-segmenter.ts'
 import { AudioStore } from './audio-store.ts'
 import type { ChannelRunner, RunnerOptions } from './channel-runner.ts'
@@ -19,6 +20,9 @@ const MIN_VAD_FRAMES_PER_TASK = 3
 // expired at ~2 frames for a real-time stream (20 ms frames), so tasks carried ~2 frames, not 3.
 const VAD_GATHER_MS = 40
 
+// A finalize's point in the stream (samples received when it was called) and its promise.
+interface FinalizePoint { sample: number, resolve: (drained: Promise<void>) => void }
+
 // Segmented mode: Silero VAD splits the channel into utterances; the model runs on each
 // utterance when it ends (final) and, if asked, every interim interval of ongoing speech.
 export class SegmentedRunner implements ChannelRunner {
@@ -30,6 +34,10 @@ export class SegmentedRunner implements ChannelRunner {
   readonly #padSamples: number
   readonly #interimSamples: number
   readonly #maxUtteranceSamples: number
+  readonly #threshold: number
+  readonly #cutWindow: number
+  // The last cut window's probabilities: where a too-long utterance is cut (utterance-cut.ts).
+  readonly #recent: RecentProbabilities
   #vadDone = 0 // samples the VAD has decided on
   #vadBusy = false
   #gatherTimer: NodeJS.Timeout | null = null
@@ -38,9 +46,16 @@ export class SegmentedRunner implements ChannelRunner {
   #aborted = false
   #broken = false
   #utteranceStart: number | null = null
+  // Whether `active` was sent for the utterance from #utteranceStart. Only false after a cut with
+  // no speech frame since: the piece is announced when speech comes, or dropped if none does.
+  #announced = true
+  #finalizing: FinalizePoint[] = []
   #nextInterimAt = 0
   #interimInFlight = false
-  #inferringSamples = 0 // audio of this channel's inferences queued or running
+  // Audio of this channel's final inferences queued or running: the backlog flow control bounds.
+  // Interims are left out: they re-read audio an utterance holds anyway, at most one at a time,
+  // and are skipped under pressure.
+  #inferringSamples = 0
   #idle: (() => void) | null = null
 
   constructor (options: RunnerOptions) {
@@ -52,6 +67,9 @@ export class SegmentedRunner implements ChannelRunner {
     this.#padSamples = Math.round(vad.speech_pad_ms * MODEL_SAMPLE_RATE / 1000)
     this.#interimSamples = Math.round(options.services.limits.interim_interval_ms * MODEL_SAMPLE_RATE / 1000)
     this.#maxUtteranceSamples = Math.round(options.services.limits.max_utterance_seconds * MODEL_SAMPLE_RATE)
+    this.#threshold = vad.threshold
+    this.#cutWindow = cutWindowSamples(this.#maxUtteranceSamples)
+    this.#recent = new RecentProbabilities(recentFramesFor(this.#cutWindow))
   }
 
   push (samples: Float32Array): void {
@@ -77,6 +95,19 @@ export class SegmentedRunner implements ChannelRunner {
     await this.#events.drained()
   }
 
+  // The VAD decides every whole frame received so far, then open speech ends at the end of the
+  // received audio. A last partial frame is not zero-padded as finish() does: its real samples
+  // stay and are judged once the frame is complete, so the VAD's state and the frame timeline go
+  // on exactly as if no finalize had happened. Its samples still belong to the finalised
+  // utterance, and the next utterance starts no earlier than this point (VadSegmenter.finalize).
+  finalize (): Promise<void> {
+    if (this.#finishing || this.#stopped()) return this.#events.drained()
+    const { promise, resolve } = Promise.withResolvers<void>()
+    this.#finalizing.push({ sample: this.#audio.end, resolve })
+    this.#pump()
+    return promise
+  }
+
   get heldSamples (): number {
     return this.#audio.end - this.#vadDone + this.#inferringSamples
   }
@@ -85,6 +116,7 @@ export class SegmentedRunner implements ChannelRunner {
     this.#aborted = true
     if (this.#gatherTimer !== null) clearTimeout(this.#gatherTimer)
     this.#events.close()
+    for (const point of this.#finalizing.splice(0)) point.resolve(Promise.resolve())
     this.#idle?.()
   }
 
@@ -95,12 +127,19 @@ export class SegmentedRunner implements ChannelRunner {
   // Feeds whole VAD frames to the worker, one task at a time: the LSTM state is sequential.
   #pump (): void {
     if (this.#vadBusy) return
-    const frames = this.#stopped() ? 0 : Math.min(Math.floor((this.#audio.end - this.#vadDone) / VAD_FRAME), MAX_VAD_FRAMES_PER_TASK)
+    // A finalize waits until every whole frame before its point is decided; the VAD goes no
+    // further until it is done, so no later audio can slip into what it finalises.
+    while (this.#finalizing.length > 0 && (this.#stopped() || this.#vadDone + VAD_FRAME > (this.#finalizing[0] as FinalizePoint).sample)) {
+      this.#settleFinalize(this.#finalizing.shift() as FinalizePoint)
+    }
+    const until = this.#finalizing[0]?.sample ?? this.#audio.end
+    const frames = this.#stopped() ? 0 : Math.min(Math.floor((until - this.#vadDone) / VAD_FRAME), MAX_VAD_FRAMES_PER_TASK)
     if (frames === 0) {
       this.#idle?.()
       return
     }
-    if (frames < MIN_VAD_FRAMES_PER_TASK && !this.#finishing && !this.#gatherExpired) {
+    // A finalize wants its frames decided now, not once more audio has been gathered.
+    if (frames < MIN_VAD_FRAMES_PER_TASK && !this.#finishing && !this.#gatherExpired && this.#finalizing.length === 0) {
       this.#gatherTimer ??= setTimeout(() => {
         this.#gatherTimer = null
         this.#gatherExpired = true
@@ -124,6 +163,14 @@ export class SegmentedRunner implements ChannelRunner {
     })
   }
 
+  #settleFinalize (point: FinalizePoint): void {
+    if (!this.#stopped()) {
+      for (const boundary of this.#segmenter.finalize(point.sample)) this.#onBoundary(boundary.kind, boundary.sample)
+    }
+    // Everything for the audio before the point is enqueued by now; later events are not waited for.
+    point.resolve(this.#events.drained())
+  }
+
   #whenVadIdle (): Promise<void> {
     if (!this.#vadBusy) return Promise.resolve()
     return new Promise((resolve) => {
@@ -142,8 +189,11 @@ export class SegmentedRunner implements ChannelRunner {
     this.#options.services.observer?.stage('vad', (to - from) / MODEL_SAMPLE_RATE, (performance.now() - started) / 1000)
     if (this.#stopped()) return
     for (let i = 0; i < probabilities.length; i++) {
+      const probability = probabilities[i] as number
+      this.#recent.push(probability)
       for (const boundary of this.#segmenter.push(probabilities.subarray(i, i + 1))) this.#onBoundary(boundary.kind, boundary.sample)
       this.#vadDone = Math.min(from + (i + 1) * VAD_FRAME, to)
+      if (!this.#announced && probability >= this.#threshold) this.#announce()
       this.#duringSpeech()
     }
     this.#trimAudio()
@@ -153,15 +203,28 @@ export class SegmentedRunner implements ChannelRunner {
     const channel = this.#options.channel
     if (kind === 'start') {
       this.#utteranceStart = sample
-      this.#nextInterimAt = sample + this.#interimSamples
-      this.#events.enqueue({ type: 'active', channel, time: sample / MODEL_SAMPLE_RATE })
+      this.#announce()
       return
     }
     const start = this.#utteranceStart
     if (start === null) return
     this.#utteranceStart = null
+    if (!this.#announced) {
+      // Speech ended right at a cut: what followed the cut held no speech frame, so it is no
+      // utterance and the client, never told it began, hears nothing of it.
+      this.#announced = true
+      return
+    }
     this.#events.enqueue({ type: 'inactive', channel, time: sample / MODEL_SAMPLE_RATE })
     this.#infer({ channel, startSample: start, endSample: sample, isFinal: true })
+  }
+
+  // `active` for the utterance from #utteranceStart.
+  #announce (): void {
+    const start = this.#utteranceStart as number
+    this.#announced = true
+    this.#nextInterimAt = start + this.#interimSamples
+    this.#events.enqueue({ type: 'active', channel: this.#options.channel, time: start / MODEL_SAMPLE_RATE })
   }
 
   // Interim results and the maximum utterance length, checked after every VAD frame.
@@ -170,13 +233,13 @@ export class SegmentedRunner implements ChannelRunner {
     if (start === null) return
     const channel = this.#options.channel
     if (this.#vadDone - start >= this.#maxUtteranceSamples) {
-      // Memory stays bounded: the long utterance is finalised here and speech goes on as a new one.
-      const cut = start + this.#maxUtteranceSamples
-      this.#infer({ channel, startSample: start, endSample: cut, isFinal: true })
-      this.#utteranceStart = cut
-      this.#nextInterimAt = cut + this.#interimSamples
+      if (this.#announced) this.#cut(start)
+      // No speech frame since the last cut for a whole maximum length (the VAD hovering between
+      // its two thresholds): nothing to finalise, but memory stays bounded.
+      else this.#utteranceStart = Math.max(start, this.#vadDone - this.#padSamples)
       return
     }
+    if (!this.#announced) return
     if (this.#options.interimResults && this.#vadDone >= this.#nextInterimAt) {
       this.#nextInterimAt = this.#vadDone + this.#interimSamples
       // One interim in flight per channel: with a slow model a late interim is worth less than
@@ -187,9 +250,32 @@ export class SegmentedRunner implements ChannelRunner {
     }
   }
 
+  // The utterance from `start` reached the maximum length. Memory stays bounded: it is finalised
+  // at the quietest point of the cut window before the limit (utterance-cut.ts), or at the limit
+  // if the window holds no pause, and the speech goes on as a new utterance from the cut. The
+  // client sees the cut as any other boundary: inactive, the final, then active.
+  #cut (start: number): void {
+    const channel = this.#options.channel
+    const limit = start + this.#maxUtteranceSamples
+    // Whole frames inside [limit - window, limit]: the window is at most half the limit, so it
+    // starts after `start` and never holds the previous piece's frames.
+    const { first, probabilities } = this.#recent.range(Math.ceil((limit - this.#cutWindow) / VAD_FRAME), Math.floor(limit / VAD_FRAME))
+    const pause = quietestPause(probabilities, this.#threshold)
+    const cut = pause === null ? limit : Math.round((first + pause) * VAD_FRAME)
+    this.#events.enqueue({ type: 'inactive', channel, time: cut / MODEL_SAMPLE_RATE })
+    this.#infer({ channel, startSample: start, endSample: cut, isFinal: true })
+    this.#utteranceStart = cut
+    // The new utterance is announced at the cut once the VAD has heard speech after it: usually
+    // already (the pause was followed by speech within the window). If the pause was still going
+    // at the limit, speech may be ending there, and `active` waits for the next speech frame.
+    this.#announced = false
+    const after = this.#recent.range(Math.floor(cut / VAD_FRAME), this.#recent.frames)
+    if (after.probabilities.some((p) => p >= this.#threshold)) this.#announce()
+  }
+
   #infer (span: SegmentSpan, done?: () => void): void {
     const audio = this.#audio.slice(span.startSample, span.endSample)
-    const samples = audio.length
+    const samples = span.isFinal === false ? 0 : audio.length
     this.#inferringSamples += samples
     const result = this.#options.services.infer(audio, { signal: this.#options.signal }).then(
       (output) => segmentEvent(span, output),

@@ -1,3 +1,4 @@
+import { createHash, type Hash } from 'node:crypto'
 import { MODEL_SAMPLE_RATE, type AudioFormat } from '../../schemas/audio-format.ts'
 import type { EndEvent, ErrorEvent, StreamEvent } from '../../schemas/events.ts'
 import type { Mode } from '../../schemas/messages.ts'
@@ -47,6 +48,10 @@ export class Session {
   readonly #outboundFull: (() => boolean) | undefined
   readonly #onOverflow: (() => void) | undefined
   #errors = 0
+  // Proof of delivery: exactly the bytes taken, counted and hashed in order.
+  readonly #hash: Hash = createHash('sha256')
+  #bytesTaken = 0
+  #bytesPastLimit = 0
   #state: SessionState = 'streaming'
   #finished: Promise<EndEvent> | null = null
   readonly #closed = Promise.withResolvers<SessionState>()
@@ -80,6 +85,19 @@ export class Session {
 
   get state (): SessionState { return this.#state }
 
+  /** Audio bytes taken so far. */
+  get bytesTaken (): number { return this.#bytesTaken }
+
+  /** Seconds of audio decoded so far, per channel (every channel has the same). */
+  get secondsDecoded (): number[] {
+    return new Array<number>(this.format.channels).fill(this.#decoder.framesDecoded / this.format.sample_rate)
+  }
+
+  /** Bytes the client sent past limits.max_stream_seconds, not taken: reported in `end`. */
+  notePastLimit (bytes: number): void {
+    this.#bytesPastLimit += bytes
+  }
+
   /** Seconds of audio received that the pipeline still holds (not yet through the VAD and the model), on the busiest channel. */
   get heldSeconds (): number {
     let held = 0
@@ -90,6 +108,8 @@ export class Session {
   // Audio bytes as they arrived: any length, frames may be split across calls.
   pushAudio (bytes: Uint8Array): void {
     if (this.#state !== 'streaming') return
+    this.#hash.update(bytes)
+    this.#bytesTaken += bytes.length
     this.#services.observer?.received?.(bytes.length)
     const started = performance.now()
     const channels = this.#decoder.push(bytes)
@@ -130,6 +150,9 @@ export class Session {
       segments: this.#segments,
       interim_segments: this.#interims,
       interim_segments_dropped: this.#interimsDropped,
+      bytes_received: this.#bytesTaken,
+      sha256: this.#hash.digest('hex'),
+      dropped: { truncated_audio: leftover, max_duration: this.#bytesPastLimit },
       errors: this.#errors
     }
     if (this.#state === 'finishing') {
@@ -138,6 +161,29 @@ export class Session {
       this.#closed.resolve('ended')
     }
     return end
+  }
+
+  // An event about the stream as a whole from the core (shutdown, acknowledgements...): sent in
+  // order with the results, not counted as one.
+  notify (event: StreamEvent): void {
+    this.#send(event)
+  }
+
+  // Every channel finalises the audio it has received (ChannelRunner.finalize); resolves once
+  // all their results for it were emitted. The stream stays open. Audio the decoder or the
+  // resamplers still hold (a partial frame, the resampler's filter delay) has not reached the
+  // runners yet and is not part of it.
+  async finalizeRunners (): Promise<void> {
+    await Promise.all(this.#runners.map(async (runner) => { await runner.finalize() }))
+  }
+
+  // The client's finalize: every open utterance up to the audio received now is finalised, its
+  // final sent, then `finalized` (also when there was nothing to finalise); the stream goes on.
+  async finalize (): Promise<void> {
+    if (this.#state !== 'streaming') return
+    const seconds = this.secondsDecoded
+    await this.finalizeRunners()
+    this.notify({ type: 'finalized', channel: null, seconds })
   }
 
   // The server ends the stream: `error` is its last event, then as abort().

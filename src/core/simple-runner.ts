@@ -3,6 +3,9 @@ import type { ChannelRunner, RunnerOptions } from './channel-runner.ts'
 import { inferenceErrorEvent, segmentEvent } from './inference-result.ts'
 import { OrderedEvents } from './ordered-events.ts'
 
+// A finalize's point in the stream (samples pushed when it was called) and its promise.
+interface FinalizePoint { sample: number, resolve: (drained: Promise<void>) => void }
+
 // Simple mode: every sample goes through the model, in order. While the per-channel limit of
 // inferences is in flight, arriving audio queues and is merged into one inference (batching);
 // results are released in audio order, so segments tile the stream without gaps.
@@ -18,6 +21,8 @@ export class SimpleRunner implements ChannelRunner {
   #inFlightSamples = 0
   #aborted = false
   #allSent: (() => void) | null = null
+  // Pending finalizes: the samples pushed when each was called, and its promise.
+  #finalizing: FinalizePoint[] = []
 
   constructor (options: RunnerOptions) {
     this.#options = options
@@ -43,6 +48,17 @@ export class SimpleRunner implements ChannelRunner {
     await this.#events.drained()
   }
 
+  // Everything pushed so far goes to the model as soon as the in-flight limit allows (the limit
+  // still holds: it protects the model pool), never merged with audio pushed after this call,
+  // so the results this waits for are exactly those for the audio before it.
+  finalize (): Promise<void> {
+    if (this.#aborted) return Promise.resolve()
+    const { promise, resolve } = Promise.withResolvers<void>()
+    this.#finalizing.push({ sample: this.#dispatched + this.#queued, resolve })
+    this.#dispatch()
+    return promise
+  }
+
   get heldSamples (): number {
     return this.#queued + this.#inFlightSamples
   }
@@ -52,12 +68,16 @@ export class SimpleRunner implements ChannelRunner {
     this.#queue = []
     this.#queued = 0
     this.#events.close()
+    for (const point of this.#finalizing.splice(0)) point.resolve(Promise.resolve())
     this.#allSent?.()
   }
 
   #dispatch (): void {
+    this.#settleFinalized()
     while (this.#inFlight < this.#maxInFlight && this.#queued > 0 && !this.#aborted) {
-      const audio = this.#take(Math.min(this.#queued, this.#maxChunk))
+      // An inference never spans a finalize point.
+      const point = this.#finalizing[0]?.sample ?? Infinity
+      const audio = this.#take(Math.min(this.#queued, this.#maxChunk, point - this.#dispatched))
       const span = { channel: this.#options.channel, startSample: this.#dispatched, endSample: this.#dispatched + audio.length }
       this.#dispatched = span.endSample
       this.#inFlight++
@@ -72,8 +92,16 @@ export class SimpleRunner implements ChannelRunner {
         this.#dispatch()
       })
       this.#events.enqueue(result)
+      this.#settleFinalized()
     }
     if (this.#queued === 0) this.#allSent?.()
+  }
+
+  // A finalize whose audio has all been handed to the model resolves once its results are out.
+  #settleFinalized (): void {
+    while (this.#finalizing.length > 0 && (this.#finalizing[0] as FinalizePoint).sample <= this.#dispatched) {
+      this.#finalizing.shift()?.resolve(this.#events.drained())
+    }
   }
 
   // Merges queued chunks into one buffer the worker can own.

@@ -1,7 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox'
 import type { AudioFormat } from '../../schemas/audio-format.ts'
 import { ApiError } from '../../schemas/error-codes.ts'
-import { KeepaliveMessage, StopMessage, streamStartWithLimit, TRACEPARENT_PATTERN, StreamStart } from '../../schemas/messages.ts'
+import { FinalizeMessage, KeepaliveMessage, StopMessage, streamStartWithLimit, TRACEPARENT_PATTERN, StreamStart, type VadSettings } from '../../schemas/messages.ts'
 import { compileValidator, type Validator } from '../../schemas/validation.ts'
 import { describeFormatProblem } from '../audio/format-support.ts'
 
@@ -10,12 +10,15 @@ export interface StartRequest {
   format: AudioFormat
   interimResults: boolean
   traceId: string | undefined
+  acks: boolean
+  vad: VadSettings | undefined // the stream's own VAD settings, within the server's bounds
 }
 
 export type ParsedClientMessage =
   | { request: 'start', start: StartRequest }
   | { request: 'stop', disconnect: boolean }
   | { request: 'keepalive' }
+  | { request: 'finalize' }
 
 const TRACEPARENT = new RegExp(TRACEPARENT_PATTERN)
 
@@ -34,10 +37,11 @@ export class StartParser {
   readonly #message: Validator<ReturnType<typeof startMessageSchema>>
   readonly #stop = compileValidator(StopMessage)
   readonly #keepalive = compileValidator(KeepaliveMessage)
+  readonly #finalize = compileValidator(FinalizeMessage)
 
-  constructor (maxChannels: number) {
+  constructor (maxChannels: number, maxUtteranceSeconds: number) {
     this.maxChannels = maxChannels
-    this.schema = streamStartWithLimit(maxChannels)
+    this.schema = streamStartWithLimit(maxChannels, maxUtteranceSeconds)
     this.#start = compileValidator(this.schema)
     this.#message = compileValidator(startMessageSchema(this.schema))
   }
@@ -51,7 +55,13 @@ export class StartParser {
   fromValidated (start: Static<typeof StreamStart>): StartRequest {
     const problem = describeFormatProblem(start.format, this.maxChannels)
     if (problem !== null) throw new ApiError('unsupported_format', problem.message, { field: problem.field })
-    return { format: start.format, interimResults: start.interim_results === true, traceId: start.trace_id ?? undefined }
+    return {
+      format: start.format,
+      interimResults: start.interim_results === true,
+      traceId: start.trace_id ?? undefined,
+      acks: start.acks === true,
+      vad: start.vad
+    }
   }
 
   /** A WebSocket text frame: the Rust original's {"request": "start" | "stop", ...}. */
@@ -75,9 +85,13 @@ export class StartParser {
       this.#keepalive(body)
       return { request: 'keepalive' }
     }
+    if (request === 'finalize') {
+      this.#finalize(body)
+      return { request: 'finalize' }
+    }
     const hint = 'type' in body ? ' (this protocol names the message in "request", not "type")' : ''
     const got = request === undefined ? 'The message has no "request" field' : `Unknown request ${JSON.stringify(request).slice(0, 40)}`
-    throw new ApiError('invalid_message', `${got}: accepted "start", "stop", "keepalive"${hint}`, { field: 'request' })
+    throw new ApiError('invalid_message', `${got}: accepted "start", "stop", "keepalive", "finalize"${hint}`, { field: 'request' })
   }
 }
 

@@ -1,4 +1,4 @@
-import { ApiError } from '../../schemas/error-codes.ts'
+import { ApiError, type ErrorCode } from '../../schemas/error-codes.ts'
 import type { LimitsConfig } from '../../schemas/config.ts'
 import type { EndEvent, StreamEvent } from '../../schemas/events.ts'
 import type { Mode, Transport } from '../../schemas/messages.ts'
@@ -10,11 +10,12 @@ export interface StreamSink {
   /** Writes one event to the client, in order. */
   send: (event: StreamEvent) => void
   /**
-   * The server ended the stream with `error` (already sent, the last event or just before `end`):
-   * close the transport's side (WebSocket close code from the error catalogue, end the SSE
-   * response, ...).
+   * The server ended the stream: with `error` (already sent, the last event or just before
+   * `end`), or, with none, drained for a restart (every result and `end` were sent). Close the
+   * transport's side: WebSocket close code from the error catalogue (1012 after a drain), end
+   * the SSE response, ...
    */
-  close: (error: ApiError) => void
+  close: (error: ApiError | undefined) => void
   /** Flow control: stop reading the client's audio (TCP backpressure reaches it) / read again. */
   pause?: () => void
   resume?: () => void
@@ -29,7 +30,11 @@ export interface StreamOptions {
   sink: StreamSink
   limits: LimitsConfig
   client: string | undefined
+  acks?: boolean // acknowledge audio as it is taken (ack events)
 }
+
+// Acknowledgements are sent at most this often while audio flows.
+const ACK_INTERVAL_MS = 100
 
 // While paused, how often the held work is looked at again.
 const PRESSURE_POLL_MS = 20
@@ -55,6 +60,10 @@ export class Stream {
   #idle: NodeJS.Timeout
   #pressure: NodeJS.Timeout | null = null
   #ending = false
+  #endedBy: ErrorCode | undefined
+  readonly #acks: boolean
+  #ackTimer: NodeJS.Timeout | null = null
+  #ackedBytes = -1
 
   constructor (options: StreamOptions) {
     this.id = options.id
@@ -63,6 +72,7 @@ export class Stream {
     this.client = options.client
     this.#sink = options.sink
     this.#limits = options.limits
+    this.#acks = options.acks === true
     const format = options.session.format
     this.#maxBytes = Math.floor(options.limits.max_stream_seconds * format.sample_rate) * bytesPerFrame(format)
     this.#idle = setTimeout(() => { this.#onIdle() }, options.limits.idle_timeout_seconds * 1000)
@@ -74,6 +84,10 @@ export class Stream {
   get state (): SessionState { return this.session.state }
   /** Settles once the stream ended or was aborted: its resources are free. */
   get closed (): Promise<SessionState> { return this.session.closed }
+  /** Why the server ended the stream, once it did: the error code (`shutting_down` for a drain). */
+  get endedBy (): ErrorCode | undefined { return this.#endedBy }
+  /** Whether audio is still taken: false once the stream finishes or the server ended it. */
+  get accepting (): boolean { return this.session.state === 'streaming' && !this.#ending }
   /** Whether the server has stopped reading this stream's audio until its work drains. */
   get paused (): boolean { return this.#pressure !== null }
 
@@ -85,7 +99,15 @@ export class Stream {
     const taken = bytes.length > room ? bytes.subarray(0, room) : bytes
     this.#bytes += taken.length
     this.session.pushAudio(taken)
+    if (this.#acks && this.#ackTimer === null) {
+      this.#ackTimer = setTimeout(() => {
+        this.#ackTimer = null
+        this.#sendAck()
+      }, ACK_INTERVAL_MS)
+      this.#ackTimer.unref()
+    }
     if (taken.length < bytes.length) {
+      this.session.notePastLimit(bytes.length - taken.length)
       this.end(new ApiError('max_duration', `The stream reached its limit of ${this.#limits.max_stream_seconds} s of audio (limits.max_stream_seconds): ${bytes.length - taken.length} byte(s) past it were not taken; start a new stream to go on`))
       return
     }
@@ -107,9 +129,20 @@ export class Stream {
     return (this.#sink.outboundBytes?.() ?? 0) > this.#limits.max_outbound_bytes
   }
 
+  /**
+   * The client's finalize: the open utterance on every channel ends at the audio received so
+   * far, its final is sent, then a `finalized` event; the stream goes on.
+   */
+  async finalize (): Promise<void> {
+    if (this.session.state !== 'streaming' || this.#ending) return
+    this.#sendAck()
+    await this.session.finalize()
+  }
+
   /** The client's stop: every result for the audio received, then `end`. */
   finish (): Promise<EndEvent> {
     this.#stopTimers()
+    this.#sendAck()
     return this.session.finish()
   }
 
@@ -126,8 +159,26 @@ export class Stream {
   end (error: ApiError): void {
     if (this.#ending || this.session.state !== 'streaming') return
     this.#ending = true
+    this.#endedBy = error.code
     this.#stopTimers()
+    this.#sendAck()
     this.session.finish(error.toEvent()).then(() => { this.#sink.close(error) }, () => { this.#sink.close(error) })
+  }
+
+  /**
+   * The server is restarting: the client is told (a `shutdown` event with the seconds left, so it
+   * can start a new stream elsewhere), no more audio is taken, the results for the audio received
+   * are sent, then `end`, then the transport closes its side. Settles once the stream is over.
+   */
+  drain (deadlineSeconds: number): Promise<unknown> {
+    if (this.#ending || this.session.state !== 'streaming') return this.session.closed
+    this.#ending = true
+    this.#endedBy = 'shutting_down'
+    this.#stopTimers()
+    this.#sendAck()
+    this.session.notify({ type: 'shutdown', channel: null, deadline_seconds: deadlineSeconds })
+    this.session.finish().then(() => { this.#sink.close(undefined) }, () => { this.#sink.close(undefined) })
+    return this.session.closed
   }
 
   /**
@@ -136,9 +187,18 @@ export class Stream {
    */
   fail (error: ApiError): void {
     if (this.session.state === 'ended' || this.session.state === 'aborted') return
+    this.#endedBy = error.code
     this.#stopTimers()
     this.session.failWith(error.toEvent())
     this.#sink.close(error)
+  }
+
+  // The total taken so far, once per change; the last one before `end` carries the total.
+  #sendAck (): void {
+    const bytes = this.session.bytesTaken
+    if (!this.#acks || bytes === this.#ackedBytes || this.session.state !== 'streaming') return
+    this.#ackedBytes = bytes
+    this.session.notify({ type: 'ack', channel: null, bytes, seconds: this.session.secondsDecoded })
   }
 
   #onIdle (): void {
@@ -169,6 +229,8 @@ export class Stream {
 
   #stopTimers (): void {
     clearTimeout(this.#idle)
+    if (this.#ackTimer !== null) clearTimeout(this.#ackTimer)
+    this.#ackTimer = null
     if (this.#pressure === null) return
     // A stream that ends while paused leaves its connection readable again (its close
     // handshake, the next stream's start).

@@ -1,7 +1,7 @@
 import { MODEL_SAMPLE_RATE } from '../../schemas/audio-format.ts'
 import type { ServerConfig } from '../../schemas/config.ts'
 import { ApiError } from '../../schemas/error-codes.ts'
-import type { Mode, Transport } from '../../schemas/messages.ts'
+import { PROTOCOL_VERSION, type Mode, type Transport } from '../../schemas/messages.ts'
 import { InferenceError, ModelPool } from '../inference/model-pool.ts'
 import { Session } from './session.ts'
 import { SessionRegistry } from './session-registry.ts'
@@ -62,7 +62,7 @@ export class Streamer {
 
   private constructor (config: ServerConfig, options: StreamerOptions) {
     this.config = config
-    this.startParser = new StartParser(config.limits.max_channels)
+    this.startParser = new StartParser(config.limits.max_channels, config.limits.max_utterance_seconds)
     this.#observer = options.observer
     this.#vad = new VadPool({ threads: config.vad.threads, onWorkerError: options.onWorkerError })
     this.#services = {
@@ -131,7 +131,11 @@ export class Streamer {
    */
   admit (client?: string): void {
     if (this.#closing) throw new ApiError('shutting_down', 'The server is shutting down and takes no new streams; connect again (to another instance) shortly')
-    if (!this.ready) throw new ApiError('not_ready', 'The server is starting and its workers are not warm yet; retry shortly')
+    if (!this.ready) {
+      throw new ApiError('not_ready', this.#model === undefined
+        ? 'The server is starting and its workers are not warm yet; retry shortly'
+        : 'Every model thread is stuck past model.timeout_seconds or being replaced; retry shortly')
+    }
     const limit = this.config.limits.max_sessions
     if (this.registry.size >= limit) {
       throw new ApiError('too_many_sessions', `The server is at its limit of ${limit} open sessions (limits.max_sessions); retry shortly`)
@@ -160,11 +164,18 @@ export class Streamer {
     // The session needs the stream (flow control, unread events), the stream the session: the
     // session's callbacks find the stream here once it exists.
     const ref: { stream?: Stream } = {}
+    // The stream's own VAD settings (within the bounds its start was checked against).
+    const { max_utterance_seconds: maxUtteranceSeconds = this.config.limits.max_utterance_seconds, ...vad } = options.start.vad ?? {}
+    const services = this.#sessionServices(id, observer)
     const session = new Session({
       mode: options.mode,
       format: options.start.format,
       interimResults: options.start.interimResults,
-      services: this.#sessionServices(id, observer),
+      services: {
+        ...services,
+        vad: { ...services.vad, ...vad },
+        limits: { ...services.limits, max_utterance_seconds: maxUtteranceSeconds }
+      },
       // Every event of every transport passes here: the observer counts and traces it centrally.
       emit: observer === undefined ? send : (event) => { observer.event(event); send(event) },
       onFault: (error) => { observer?.fault?.(error) },
@@ -174,10 +185,29 @@ export class Streamer {
       },
       underPressure: () => ref.stream?.underPressure() === true
     })
-    const stream = new Stream({ id, transport: options.transport, session, sink: options.sink, limits: this.config.limits, client: options.client })
+    const stream = new Stream({ id, transport: options.transport, session, sink: options.sink, limits: this.config.limits, client: options.client, acks: options.start.acks })
     ref.stream = stream
     this.registry.add(stream)
     if (observer !== undefined) void session.closed.then((state) => { observer.closed(state === 'ended' ? 'ended' : 'aborted') })
+    const format = options.start.format
+    const limits = this.config.limits
+    session.notify({
+      type: 'started',
+      channel: null,
+      session_id: id,
+      protocol_version: PROTOCOL_VERSION,
+      mode: options.mode,
+      format: { channels: format.channels, sample_rate: format.sample_rate, bit_depth: format.bit_depth, is_float: format.is_float, encoding: format.encoding ?? 'pcm' },
+      interim_results: options.start.interimResults,
+      acks: options.start.acks,
+      vad: {
+        threshold: vad.threshold ?? this.config.vad.threshold,
+        min_silence_ms: vad.min_silence_ms ?? this.config.vad.min_silence_ms,
+        speech_pad_ms: vad.speech_pad_ms ?? this.config.vad.speech_pad_ms,
+        max_utterance_seconds: maxUtteranceSeconds
+      },
+      limits: { idle_timeout_seconds: limits.idle_timeout_seconds, max_stream_seconds: limits.max_stream_seconds, max_buffered_seconds: limits.max_buffered_seconds }
+    })
     return stream
   }
 
@@ -206,7 +236,23 @@ export class Streamer {
   }
 
   /**
-   * Shutdown begins: readiness turns false, new streams are refused with `shutting_down`, and
+   * A graceful shutdown: readiness turns false and new streams are refused with `shutting_down`
+   * at once; every open stream is drained (told, finalised, `end`, closed, see Stream.drain).
+   * Settles when all are closed or `deadlineSeconds` passed; what is still open then is ended
+   * with `shutting_down`.
+   */
+  async drain (deadlineSeconds: number): Promise<void> {
+    this.#closing = true
+    const streams = [...this.registry.entries()]
+    let timer: NodeJS.Timeout | undefined
+    const deadline = new Promise<void>((resolve) => { timer = setTimeout(resolve, deadlineSeconds * 1000) })
+    await Promise.race([Promise.all(streams.map(async (stream) => { await stream.drain(deadlineSeconds) })), deadline])
+    clearTimeout(timer)
+    this.shutdown()
+  }
+
+  /**
+   * Shutdown now: readiness turns false, new streams are refused with `shutting_down`, and
    * every open stream ends with a `shutting_down` error event and its transport closes.
    */
   shutdown (): void {

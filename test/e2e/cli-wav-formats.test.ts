@@ -15,7 +15,9 @@ const server = await startServer()
 t.teardown(() => server.close())
 const dir = mkdtempSync(join(tmpdir(), 'streamer-cli-formats-'))
 t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
-const streamOk = (t: Parameters<typeof streamOkAt>[0], args: string[]): ReturnType<typeof streamOkAt> => streamOkAt(t, server.http, args)
+// Every run is verified: the server took exactly the data chunk's bytes (sha256), whatever the format.
+const streamOk = (t: Parameters<typeof streamOkAt>[0], args: string[], fixture: Fixture): ReturnType<typeof streamOkAt> =>
+  streamOkAt(t, server.http, args, { bytes: fixture.pcm.length })
 
 // A fixture written again by sox in another sample format, read back as the tests read fixtures.
 function soxVariant (base: Fixture, name: string, soxArgs: string[]): Fixture {
@@ -61,9 +63,9 @@ FORMATS.forEach(([format, soxArgs, expected, header], i) => {
     const simpleOn = TRANSPORTS[i % TRANSPORTS.length] as string
     await Promise.all([
       eachTransport(async (transport) => {
-        assertSegmentedMatchesTruth(t, await streamOk(t, ['--transport', transport, variant.path]), variant)
+        assertSegmentedMatchesTruth(t, await streamOk(t, ['--transport', transport, variant.path], variant), variant)
       }),
-      streamOk(t, ['--transport', simpleOn, '--mode', 'simple', variant.path]).then((events) => { assertSimpleCoversAudio(t, events, variant) })
+      streamOk(t, ['--transport', simpleOn, '--mode', 'simple', variant.path], variant).then((events) => { assertSimpleCoversAudio(t, events, variant) })
     ])
   })
 })

@@ -1,14 +1,21 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { execFileSync } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import { once } from 'node:events'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { EndEvent } from '../../schemas/events.ts'
-import { BIN, eachTransport, eventsOf, runCli, streamOk as streamOkAt, TRANSPORT_ALIASES } from '../helpers/cli-runner.ts'
-import { FIXTURE_NAMES, loadFixture } from '../helpers/fixtures.ts'
+import { PassThrough } from 'node:stream'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { WebSocketServer } from 'ws'
+import type { AckEvent, EndEvent, StartedEvent } from '../../schemas/events.ts'
+import { TerminalDisplay } from '../../src/cli/terminal-display.ts'
+import { BIN, eachTransport, eventsOf, runCli, streamOk as streamOkAt, TRANSPORT_ALIASES, TRANSPORTS, verifiedLine } from '../helpers/cli-runner.ts'
+import { FIXTURE_NAMES, loadFixture, type Fixture } from '../helpers/fixtures.ts'
 import { parsePrometheusText, sampleValue } from '../helpers/prometheus-text.ts'
-import { startServer } from '../helpers/server.ts'
+import { FAST_MODEL, startServer } from '../helpers/server.ts'
 import { assertSegmentedMatchesTruth, assertSimpleCoversAudio, END_TOLERANCE, START_TOLERANCE } from '../helpers/speech-assertions.ts'
 
 // The CLI against a live server, on every transport, with each speech fixture; what it prints,
@@ -18,17 +25,21 @@ t.teardown(() => server.close())
 const dir = mkdtempSync(join(tmpdir(), 'streamer-cli-'))
 t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
 const streamOk = (t: Parameters<typeof streamOkAt>[0], args: string[]): ReturnType<typeof streamOkAt> => streamOkAt(t, server.http, args)
+// A run whose delivery is verified too: every byte of the fixture's data chunk arrived (sha256).
+const streamVerified = (t: Parameters<typeof streamOkAt>[0], args: string[], fixture: Fixture): ReturnType<typeof streamOkAt> =>
+  streamOkAt(t, server.http, args, { bytes: fixture.pcm.length })
+const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex')
 
 for (const name of FIXTURE_NAMES) {
   const fixture = loadFixture(name)
   t.test(`${name}, segmented, on every transport`, async (t) => {
     await eachTransport(async (transport) => {
-      assertSegmentedMatchesTruth(t, await streamOk(t, ['--transport', transport, fixture.path]), fixture)
+      assertSegmentedMatchesTruth(t, await streamVerified(t, ['--transport', transport, fixture.path], fixture), fixture)
     })
   })
   t.test(`${name}, simple, on every transport`, async (t) => {
     await eachTransport(async (transport) => {
-      assertSimpleCoversAudio(t, await streamOk(t, ['--transport', transport, '--mode', 'simple', '--chunk-ms', '250', fixture.path]), fixture)
+      assertSimpleCoversAudio(t, await streamVerified(t, ['--transport', transport, '--mode', 'simple', '--chunk-ms', '250', fixture.path], fixture), fixture)
     })
   })
 }
@@ -57,13 +68,86 @@ t.test('human output: results and the summary on stdout; --json keeps stdout pur
   t.match(human.stdout, /end +\d+\.\d+ s after the upload ended/, 'summary: upload end to end')
   const audioSeconds = Number(/real-time factor +\d+\.\d+ \(\d+\.\d+ s for (\d+\.\d\d) s of audio\)/.exec(human.stdout)?.[1])
   t.ok(Math.abs(audioSeconds - fixture.duration) <= 0.01, `summary: real-time factor, for the file's ${fixture.duration} s of audio (${audioSeconds} s)`)
+  t.match(human.stdout, /^session_id +\S+$/m, 'summary: the session id')
+  t.match(human.stdout, /^errors +0$/m, 'summary: no errors, said plainly')
+  t.ok(human.stdout.endsWith(`\nsha256 matches: all ${fixture.pcm.length} bytes arrived\n`), 'the verification line ends the summary')
+  t.notMatch(human.stdout, /acked|\back\b/, 'no acknowledgements without --acks: the default output is unchanged')
+  t.equal(human.stderr, '', 'nothing on stderr')
 
   const json = await runCli(['--json', '--url', server.http, fixture.path])
   t.equal(json.code, 0)
   const events = eventsOf(t, json)
+  t.equal(events[0]?.type, 'started', 'started first, passed through')
   t.equal(events.at(-1)?.type, 'end', 'stdout is only events, end last')
+  t.notOk(events.some((e) => e.type === 'ack'), 'no ack events without --acks')
   t.match(json.stderr, /segments +2 final/, 'the summary went to stderr')
   t.match(json.stderr, /real-time factor/)
+  t.match(json.stderr, new RegExp(`^session_id +${(events[0] as StartedEvent).session_id}$`, 'm'), 'the summary names the session of the started event')
+  t.match(json.stderr, verifiedLine(fixture.pcm.length), 'the verification line went to stderr with the summary')
+  t.notMatch(json.stdout, /sha256 matches/, 'and not to stdout')
+  const endEvent = events.at(-1) as EndEvent
+  t.equal(endEvent.bytes_received, fixture.pcm.length, 'the server took the data chunk, not the header')
+  t.equal(endEvent.sha256, sha256(fixture.pcm), 'the server\'s sha256 is that of the data chunk')
+
+  const quiet = await runCli(['--quiet', '--url', server.http, fixture.path])
+  t.equal(quiet.code, 0)
+  t.notMatch(quiet.stdout, /sha256|audio +\d/, '--quiet: no summary and no verification line')
+})
+
+t.test('--acks: ack events on every transport, acknowledged bytes equal to those sent at the end', async (t) => {
+  const fixture = loadFixture('dialogue_44k_stereo')
+  await eachTransport(async (transport) => {
+    const run = await runCli(['--json', '--acks', '--transport', transport, '--url', server.http, fixture.path])
+    t.notOk(run.hung, `${transport}: exits by itself`)
+    t.equal(run.code, 0, `${transport}: exit 0 (${run.stderr.trim()})`)
+    const events = eventsOf(t, run)
+    assertSegmentedMatchesTruth(t, events.filter((e) => e.type !== 'ack'), fixture)
+    t.match(events[0], { type: 'started', acks: true }, `${transport}: the server acknowledges this stream`)
+    const acks = events.filter((e): e is AckEvent => e.type === 'ack')
+    t.ok(acks.length > 0, `${transport}: ack events arrived (${acks.length})`)
+    t.ok(acks.every((ack, i) => i === 0 || ack.bytes >= (acks[i - 1] as AckEvent).bytes), `${transport}: acknowledged bytes never go down`)
+    t.equal(acks.at(-1)?.bytes, fixture.pcm.length, `${transport}: the last ack covers every byte sent`)
+    t.ok(events.findLastIndex((e) => e.type === 'ack') < events.length - 1, `${transport}: end comes after the last ack`)
+    const bytes = fixture.pcm.length
+    t.match(run.stderr, new RegExp(`^acked +${bytes} of ${bytes} bytes sent \\(lag 0 bytes\\)$`, 'm'), `${transport}: the summary says all were acknowledged`)
+    t.match(run.stderr, verifiedLine(bytes), `${transport}: and verified`)
+  })
+  // The progress line (a terminal only): bytes acknowledged against bytes sent, as acks arrive.
+  const written: string[] = []
+  const tty = Object.assign(new PassThrough(), { isTTY: true, columns: 200 })
+  tty.on('data', (chunk: Buffer) => { written.push(chunk.toString()) })
+  const display = new TerminalDisplay({ json: false, quiet: false, acks: true, stdout: new PassThrough(), stderr: tty })
+  display.progress(1, 4, 32000)
+  display.event({ type: 'ack', channel: null, bytes: 28800, seconds: [0.9] })
+  display.progress(4, 4, 128000)
+  display.event({ type: 'ack', channel: null, bytes: 128000, seconds: [4] })
+  await sleep(100)
+  display.progress(4, 4, 128000)
+  const shown = written.join('')
+  t.match(shown, /sent 1\.0\/4\.0 s +25%, acked 0\/32000 bytes/, 'the progress line shows the bytes acknowledged against sent')
+  t.match(shown, /sent 4\.0\/4\.0 s 100%, acked 128000\/128000 bytes/, 'and catches up as acks arrive')
+  const plain: string[] = []
+  const plainTty = Object.assign(new PassThrough(), { isTTY: true, columns: 200 })
+  plainTty.on('data', (chunk: Buffer) => { plain.push(chunk.toString()) })
+  new TerminalDisplay({ json: false, quiet: false, acks: false, stdout: new PassThrough(), stderr: plainTty }).progress(1, 4, 32000)
+  t.notMatch(plain.join(''), /acked/, 'without --acks the progress line is as before')
+})
+
+t.test('a failed inference is counted and explained in the summary, on every transport', async (t) => {
+  const failing = await startServer({ model: { threads: 2, options: { ...FAST_MODEL, failure_rate: 1 } } })
+  t.teardown(() => failing.close())
+  const fixture = loadFixture('hello_16k_mono')
+  await eachTransport(async (transport) => {
+    const run = await runCli(['--json', '--transport', transport, '--url', failing.http, fixture.path])
+    t.equal(run.code, 0, `${transport}: a failed segment does not fail the stream (${run.stderr.trim()})`)
+    const failures = eventsOf(t, run).filter((e) => e.type === 'error' && e.code === 'inference_failed')
+    t.equal(failures.length, 2, `${transport}: each utterance failed`)
+    t.match(run.stderr, /^errors +2: 2 segments failed \(inference_failed: the model returned an error; the dummy model fails 100 % of calls, see model\.options\.failure_rate\)$/m,
+      `${transport}: the summary says how many segments failed and why`)
+    t.match(run.stderr, verifiedLine(fixture.pcm.length), `${transport}: the audio still arrived whole`)
+  })
+  const human = await runCli(['--url', failing.http, fixture.path])
+  t.match(human.stdout, /^errors +2: 2 segments failed \(inference_failed: .*failure_rate\)$/m, 'the same line in the human summary')
 })
 
 t.test('--real-time paces the upload at the audio speed', async (t) => {
@@ -183,4 +267,166 @@ t.test('the package bin runs the same CLI', async (t) => {
   const events = eventsOf(t, run)
   assertSegmentedMatchesTruth(t, events, fixture)
   t.same((events.at(-1) as EndEvent).segments, [2])
+})
+
+// A stand-in for the server, to make it say what a real one must not: a plain WebSocket server
+// (any path) that answers a start with `started` and the stop with `end`, whose proof-of-delivery
+// fields `end` computes from the audio bytes the fake took, in order.
+interface FakeBehaviour {
+  events?: Array<Record<string, unknown>> // sent right after `started`
+  shutdownAfterFrames?: number // after this many audio frames: a `shutdown` event, and no more audio is taken
+  end: (taken: Uint8Array) => Record<string, unknown>
+}
+
+async function fakeServer (t: Test, behaviour: FakeBehaviour): Promise<string> {
+  const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' })
+  await once(wss, 'listening')
+  t.teardown(async () => {
+    for (const client of wss.clients) client.terminate()
+    await new Promise((resolve) => { wss.close(resolve) })
+  })
+  wss.on('connection', (socket) => {
+    const taken: Buffer[] = []
+    let frames = 0
+    let shutDown = false
+    let format = { sample_rate: 16000, channels: 1 }
+    const send = (event: Record<string, unknown>): void => { socket.send(JSON.stringify({ channel: null, ...event })) }
+    socket.on('message', (data, isBinary) => {
+      if (isBinary) {
+        if (shutDown) return
+        taken.push(Buffer.from(data as Buffer))
+        if (++frames === behaviour.shutdownAfterFrames) {
+          shutDown = true
+          send({ type: 'shutdown', deadline_seconds: 30 })
+        }
+        return
+      }
+      const message = JSON.parse(data.toString()) as { request: string, format: { sample_rate: number, channels: number } }
+      if (message.request === 'start') {
+        format = message.format
+        send({ type: 'started', session_id: 'fake-session-1', protocol_version: '0.3', mode: 'segmented', format: message.format, interim_results: false, acks: false })
+        for (const event of behaviour.events ?? []) send(event)
+      } else if (message.request === 'stop') {
+        const audio = Buffer.concat(taken)
+        const seconds = audio.length / 2 / format.channels / format.sample_rate
+        send({ type: 'end', seconds_received: [seconds], samples_received: [seconds * format.sample_rate], segments: [0], interim_segments: [0], interim_segments_dropped: [0], errors: 0, ...behaviour.end(audio) })
+        socket.close(1000)
+      }
+    })
+  })
+  return `http://127.0.0.1:${(wss.address() as AddressInfo).port}`
+}
+
+t.test('a server that took other bytes than were sent: a MISMATCH line and exit 4', async (t) => {
+  const fixture = loadFixture('hello_16k_mono')
+  const bytes = fixture.pcm.length
+  const wrong = sha256(new TextEncoder().encode('not the audio'))
+  const url = await fakeServer(t, { end: (taken) => ({ bytes_received: taken.length, sha256: wrong, dropped: { truncated_audio: 0, max_duration: 0 } }) })
+  for (const args of [[], ['--json'], ['--quiet']]) {
+    const run = await runCli([...args, '--url', url, fixture.path])
+    t.notOk(run.hung, `${args.join(' ')}: exits by itself`)
+    t.equal(run.code, 4, `${args.join(' ')}: exit 4, the sha256 mismatch`)
+    t.match(run.stderr, `sha256 MISMATCH: sent ${bytes} bytes (sha256 ${sha256(fixture.pcm)}), the server took ${bytes} bytes (sha256 ${wrong})`,
+      `${args.join(' ')}: names both counts and both hashes, on stderr (${run.stderr.trim()})`)
+    t.notMatch(run.stdout + run.stderr, /sha256 matches/)
+  }
+
+  // Fewer bytes, intact as far as they go: still a mismatch, and the line says which were missing.
+  const short = await fakeServer(t, { end: (taken) => ({ bytes_received: taken.length - 3200, sha256: sha256(taken.subarray(0, taken.length - 3200)), dropped: { truncated_audio: 0, max_duration: 0 } }) })
+  const run = await runCli(['--url', short, fixture.path])
+  t.equal(run.code, 4, 'a short delivery: exit 4')
+  t.match(run.stderr, `the server took ${bytes - 3200} bytes (sha256 ${sha256(fixture.pcm.subarray(0, bytes - 3200))}); those are the first ${bytes - 3200} bytes sent, intact: the last 3200 were not taken`)
+})
+
+t.test('an older server (no sha256 in end), unknown event types and the session id in failures', async (t) => {
+  const fixture = loadFixture('hello_16k_mono')
+  const future = { type: 'weather_report', sky: 'clear' }
+  const url = await fakeServer(t, { events: [future, { type: 'finalized', seconds: [0] }], end: () => ({}) })
+  const human = await runCli(['--url', url, fixture.path])
+  t.equal(human.code, 0, `exit 0 (${human.stderr.trim()})`)
+  t.notMatch(human.stdout + human.stderr, /sha256/, 'nothing about the sha256 when the server sends none')
+  t.notMatch(human.stdout + human.stderr, /weather|unexpected/, 'an unknown event type is ignored')
+  t.match(human.stdout, /^session_id +fake-session-1$/m, 'the session id from started')
+  const json = await runCli(['--json', '--url', url, fixture.path])
+  t.equal(json.code, 0)
+  const events = eventsOf(t, json)
+  t.same(events.map((e) => e.type), ['started', 'weather_report', 'finalized', 'end'], '--json passes every event through, unknown ones too')
+  t.match(events[1], future)
+
+  // A stream broken off after started: the failure names the session, for the server's logs.
+  const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' })
+  await once(wss, 'listening')
+  t.teardown(() => new Promise((resolve) => { wss.close(resolve) }))
+  wss.on('connection', (socket) => {
+    socket.once('message', () => {
+      socket.send(JSON.stringify({ type: 'started', channel: null, session_id: 'fake-session-2' }))
+      setTimeout(() => { socket.close(1011, 'gone') }, 50)
+    })
+  })
+  const broken = await runCli(['--url', `http://127.0.0.1:${(wss.address() as AddressInfo).port}`, fixture.path])
+  t.equal(broken.code, 1)
+  t.match(broken.stderr, /closed the connection before the stream ended \(close code 1011: gone\) \(session_id fake-session-2\)/)
+})
+
+t.test('the summary explains a failure of the dummy model at its default rate', async (t) => {
+  const fixture = loadFixture('hello_16k_mono')
+  const url = await fakeServer(t, {
+    events: [{ type: 'error', channel: 0, code: 'inference_failed', message: 'Inference failed: dummy model failure (failure_rate 0.01)', start_time: 0.5, end_time: 3 }],
+    end: (taken) => ({ bytes_received: taken.length, sha256: sha256(taken), dropped: { truncated_audio: 0, max_duration: 0 } })
+  })
+  const run = await runCli(['--url', url, fixture.path])
+  t.equal(run.code, 0)
+  t.match(run.stdout, /^errors +1: 1 segment failed \(inference_failed: the model returned an error; the dummy model fails 1 % of calls by default, see model\.options\.failure_rate\)$/m)
+  t.match(run.stderr, /ch0 +0\.50 - +3\.00 s +error inference_failed/, 'the error itself, as it arrived')
+  t.match(run.stdout, verifiedLine(fixture.pcm.length))
+})
+
+t.test('shutdown: a notice, the results for the audio taken, a verified partial delivery and exit 1', async (t) => {
+  const fixture = loadFixture('hello_16k_mono')
+  // The fake takes one frame of 100 ms (3200 bytes), then announces its shutdown.
+  const url = await fakeServer(t, { shutdownAfterFrames: 1, end: (taken) => ({ bytes_received: taken.length, sha256: sha256(taken), dropped: { truncated_audio: 0, max_duration: 0 } }) })
+  const fake = await runCli(['--url', url, fixture.path])
+  t.equal(fake.code, 1, `exit 1: not all the audio was taken (${fake.stderr.trim()})`)
+  t.match(fake.stderr, /^the server is restarting: it takes no more audio on this stream; the results for the audio sent so far will follow$/m, 'the notice')
+  t.match(fake.stdout, /^sha256 matches: (the first 3200 of the \d+ bytes sent arrived \(the server stopped taking audio when it began shutting down\)|all 3200 bytes arrived)$/m,
+    'what the server took is verified against the start of what was sent')
+  t.match(fake.stderr, /the server shut down after taking 0\.10 of the 6\.89 s of audio.*stream the rest \(from 0\.10 s\) again/, 'and says what to do')
+
+  // A real server draining (what SIGTERM does), on every transport at once.
+  const draining = await startServer()
+  t.teardown(() => draining.close())
+  const runs = TRANSPORTS.map((transport) => runCli(['--json', '--real-time', '--acks', '--transport', transport, '--url', draining.http, fixture.path]))
+  await sleep(2500)
+  await draining.app.streamer.drain(10)
+  for (const [i, run] of (await Promise.all(runs)).entries()) {
+    const transport = TRANSPORTS[i] as string
+    t.notOk(run.hung, `${transport}: exits by itself`)
+    t.equal(run.code, 1, `${transport}: exit 1 (${run.stderr.trim()})`)
+    const events = eventsOf(t, run)
+    const types = events.map((e) => e.type)
+    t.equal(types[0], 'started', `${transport}: started first`)
+    t.ok(types.includes('shutdown'), `${transport}: the shutdown event is passed through`)
+    t.equal(types.at(-1), 'end', `${transport}: end last`)
+    t.match(run.stderr, /^the server is restarting: .*results for the audio sent so far will follow$/m, `${transport}: the notice`)
+    const end = events.at(-1) as EndEvent
+    t.ok(end.bytes_received > 0 && end.bytes_received < fixture.pcm.length, `${transport}: the server took part of the audio (${end.bytes_received} bytes)`)
+    t.equal(end.sha256, sha256(fixture.pcm.subarray(0, end.bytes_received)), `${transport}: the start of the data chunk, intact`)
+    t.match(run.stderr, new RegExp(`^sha256 matches: (all ${end.bytes_received} bytes arrived|the first ${end.bytes_received} of the \\d+ bytes sent arrived .*)$`, 'm'), `${transport}: verified`)
+    t.match(run.stderr, /the server shut down after taking \d+\.\d\d of the 6\.89 s of audio/, `${transport}: says how far it got`)
+  }
+})
+
+t.test('paired: a chunk refused with 429 rate_limited is sent again, and every byte still arrives once', async (t) => {
+  // A model slower than the upload and a small bound on the audio held: chunks get 429.
+  const slow = await startServer({ model: { threads: 1, options: { ...FAST_MODEL, constant_factor: 0.5 } }, limits: { max_buffered_seconds: 1 } })
+  t.teardown(() => slow.close())
+  const fixture = loadFixture('hello_16k_mono')
+  // The paired transport's requests are HTTP/1.1 (fetch): watched on the server as they finish.
+  let rateLimited = 0
+  slow.app.server.on('request', (request: IncomingMessage, response: ServerResponse) => {
+    response.once('finish', () => { if (response.statusCode === 429 && request.url?.includes('/audio') === true) rateLimited++ })
+  })
+  const events = await streamOkAt(t, slow.http, ['--transport', 'paired', fixture.path], { bytes: fixture.pcm.length })
+  assertSegmentedMatchesTruth(t, events, fixture)
+  t.ok(rateLimited > 0, `the server did refuse chunks with 429 (${rateLimited})`)
 })

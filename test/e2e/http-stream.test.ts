@@ -157,9 +157,10 @@ function http1Upload (url: string, headers: http.OutgoingHttpHeaders, ca?: strin
 
 // Events that do not depend on timing: interim results are produced on a wall-clock schedule
 // relative to arrival, so only finals, active/inactive and the end summary are compared.
+// Each run's `started` names its own session.
 const settled = (events: StreamEvent[], channel: number | null): StreamEvent[] => events
   .filter((e) => e.channel === channel && !(e.type === 'segment' && e.is_final === false))
-  .map((e) => e.type === 'end' ? { ...e, interim_segments: [] } : e)
+  .map((e) => e.type === 'end' ? { ...e, interim_segments: [] } : e.type === 'started' ? { ...e, session_id: '' } : e)
 const interims = (events: StreamEvent[]): SegmentEvent[] => events.filter((e): e is SegmentEvent => e.type === 'segment' && e.is_final === false)
 
 t.test('curl --http2-prior-knowledge -T . streams stdin: events arrive before the producer finishes', async (t) => {

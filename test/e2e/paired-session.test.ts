@@ -132,10 +132,19 @@ function chunksOf (fixture: Fixture): Uint8Array[] {
   return chunks
 }
 
+// As a client following the protocol: a chunk refused with 429 rate_limited was not taken and
+// is sent again (sooner than Retry-After asks, so tests do not wait seconds).
 async function postInOrder (srv: TestServer, session: PairedSessionCreated, chunks: Uint8Array[]): Promise<void> {
   for (const [seq, chunk] of chunks.entries()) {
-    const { status, json } = await postChunk(srv, session, seq, chunk)
-    if (status !== 200 || json.accepted_seq !== seq) throw new Error(`seq ${seq}: ${status} ${JSON.stringify(json)}`)
+    while (true) {
+      const { status, json } = await postChunk(srv, session, seq, chunk)
+      if (status === 429 && json.code === 'rate_limited') {
+        await new Promise((resolve) => setTimeout(resolve, 50))
+        continue
+      }
+      if (status !== 200 || json.accepted_seq !== seq) throw new Error(`seq ${seq}: ${status} ${JSON.stringify(json)}`)
+      break
+    }
   }
 }
 
@@ -149,7 +158,11 @@ const waitUntil = async (what: string, condition: () => boolean, timeoutMs = 100
 
 // Channels run independently, so how their events interleave depends on worker timing; within
 // a channel (and for the stream-wide events) the order is fixed. Compare that.
-const byChannel = (events: StreamEvent[]): Record<string, StreamEvent[]> => Object.groupBy(events, (e) => String(e.channel)) as Record<string, StreamEvent[]>
+// Runs are compared event by event; each run's `started` names its own session.
+const byChannel = (events: StreamEvent[]): Record<string, StreamEvent[]> => Object.groupBy(
+  events.map((e) => e.type === 'started' ? { ...e, session_id: '' } : e),
+  (e) => String(e.channel)
+) as Record<string, StreamEvent[]>
 
 // One whole in-order run: create, read, post, stop; the events up to `end`.
 async function inOrderRun (fixture: Fixture, interim = false): Promise<StreamEvent[]> {
@@ -223,7 +236,7 @@ t.test('chunks posted out of order and repeated give the same events as an in-or
         if ((json as unknown as PairedAudioAck).buffered?.[0] !== seq) t.fail(`seq ${seq} listed as buffered: ${JSON.stringify(json)}`)
       } else {
         t.equal(status, 200, `block at ${block}: the gap fills`)
-        t.same(json, { accepted_seq: last }, `block at ${block}: everything up to ${last} applied`)
+        t.same(json, { accepted_seq: last, bytes: chunks.slice(0, last + 1).reduce((n, c) => n + c.length, 0) }, `block at ${block}: everything up to ${last} applied`)
       }
     }
     for (let seq = block; seq <= last; seq++) {
@@ -323,14 +336,14 @@ t.test('seq too far ahead is refused with 409; audio after stop is refused, repe
   const fixture = loadFixture('hello_16k_mono')
   const session = await createSession(server, fixture)
   const chunk = fixture.pcm.subarray(0, 3200)
-  t.same(await postChunk(server, session, 0, chunk), { status: 200, json: { accepted_seq: 0 } })
-  t.same(await postChunk(server, session, 64, chunk), { status: 202, json: { accepted_seq: 0, buffered: [64] } }, 'the window is 64 chunks past the last applied')
+  t.same(await postChunk(server, session, 0, chunk), { status: 200, json: { accepted_seq: 0, bytes: 3200 } })
+  t.same(await postChunk(server, session, 64, chunk), { status: 202, json: { accepted_seq: 0, bytes: 3200, buffered: [64] } }, 'the window is 64 chunks past the last applied')
   const far = await postChunk(server, session, 65, chunk)
   t.equal(far.status, 409)
   t.match(far.json, { code: 'conflict', field: 'seq', message: /seq 65 is too far ahead.*send seq 1 first/ })
   const stopped = await stop(server, session)
   t.same(stopped, { status: 202, json: { accepted_seq: 0, discarded: [64] } }, 'stop drops and reports the chunk held behind the gap')
-  t.same(await postChunk(server, session, 0, chunk), { status: 200, json: { accepted_seq: 0, duplicate: true } }, 'a retry after stop is still acknowledged')
+  t.same(await postChunk(server, session, 0, chunk), { status: 200, json: { accepted_seq: 0, bytes: 3200, duplicate: true } }, 'a retry after stop is still acknowledged')
   const late = await postChunk(server, session, 1, chunk)
   t.equal(late.status, 409)
   t.match(late.json, { code: 'conflict', message: /stopped after seq 0/ })
@@ -379,7 +392,7 @@ t.test('refused requests: JSON {code, message, field} with the right status', as
   const tooBig = await postChunk(server, session, 0, new Uint8Array(MAX_FRAME + 1))
   t.equal(tooBig.status, 413)
   t.match(tooBig.json, { code: 'frame_too_large', message: new RegExp(`${MAX_FRAME} bytes`) })
-  t.same(await postChunk(server, session, 0, new Uint8Array(MAX_FRAME)), { status: 200, json: { accepted_seq: 0 } }, 'exactly the limit is fine')
+  t.same(await postChunk(server, session, 0, new Uint8Array(MAX_FRAME)), { status: 200, json: { accepted_seq: 0, bytes: MAX_FRAME } }, 'exactly the limit is fine')
   const badId = await fetch(`${server.http}${session.events_url}`, { headers: { 'last-event-id': 'abc' } })
   t.equal(badId.status, 400)
   t.match(await badId.json(), { field: 'Last-Event-ID' })

@@ -45,11 +45,19 @@ export function eventsOf (t: Test, run: CliRun): StreamEvent[] {
   return events
 }
 
-// A run that must succeed: exit 0, by itself, and its events.
-export async function streamOk (t: Test, url: string, args: string[]): Promise<StreamEvent[]> {
-  const run = await runCli(['--json', '--quiet', '--url', url, ...args])
+// The proof-of-delivery line of a run in which all `bytes` arrived (the summary's last line).
+export function verifiedLine (bytes: number): RegExp {
+  return new RegExp(`^sha256 matches: all ${bytes} bytes arrived$`, 'm')
+}
+
+// A run that must succeed: exit 0, by itself, and its events. With `bytes` (the WAV's data
+// chunk size: exactly what every transport sends) the run keeps its summary (on stderr, with
+// --json) and must say that all of them arrived, verified by the server's sha256.
+export async function streamOk (t: Test, url: string, args: string[], expected: { bytes?: number } = {}): Promise<StreamEvent[]> {
+  const run = await runCli(['--json', ...(expected.bytes === undefined ? ['--quiet'] : []), '--url', url, ...args])
   t.notOk(run.hung, 'the CLI exits by itself')
   t.equal(run.code, 0, `exit 0 (stderr: ${run.stderr.trim()})`)
+  if (expected.bytes !== undefined) t.match(run.stderr, verifiedLine(expected.bytes), `all ${expected.bytes} bytes arrived, sha256 verified`)
   return eventsOf(t, run)
 }
 

@@ -16,9 +16,12 @@ export interface Fixture {
   format: AudioFormat
   duration: number
   speech: Array<Array<[number, number]>> // per channel
+  // True pauses inside the speech, too short for the VAD to end an utterance ([start, end]
+  // seconds, channel 0): where a cut at max_utterance_seconds belongs. Empty for most fixtures.
+  gaps: Array<[number, number]>
 }
 
-interface Truth { duration: number, speech?: Array<[number, number]>, speech_by_channel?: Array<Array<[number, number]>> }
+interface Truth { duration: number, speech?: Array<[number, number]>, speech_by_channel?: Array<Array<[number, number]>>, gaps?: Array<[number, number]> }
 
 export function loadFixture (name: string): Fixture {
   const path = join(AUDIO_DIR, `${name}.wav`)
@@ -28,7 +31,7 @@ export function loadFixture (name: string): Fixture {
   const truth = JSON.parse(readFileSync(join(AUDIO_DIR, `${name}.json`), 'utf8')) as Truth
   const speech = truth.speech_by_channel ?? [truth.speech ?? []]
   const end = header.dataBytes === null ? wav.length : header.dataOffset + header.dataBytes
-  return { name, path, wav, pcm: wav.subarray(header.dataOffset, end), format: header.format, duration: truth.duration, speech }
+  return { name, path, wav, pcm: wav.subarray(header.dataOffset, end), format: header.format, duration: truth.duration, speech, gaps: truth.gaps ?? [] }
 }
 
 export const FIXTURE_NAMES = readdirSync(AUDIO_DIR).filter((f) => f.endsWith('.wav')).map((f) => f.slice(0, -4)).sort()

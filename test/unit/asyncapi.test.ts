@@ -1,10 +1,11 @@
 import t from 'tap'
 import { readFileSync } from 'node:fs'
 import { Parser } from '@asyncapi/parser'
+import type { TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { parse } from 'yaml'
 import { StreamEvent } from '../../schemas/events.ts'
-import { StartMessage, StopMessage } from '../../schemas/messages.ts'
+import { FinalizeMessage, KeepaliveMessage, StartMessage, StopMessage } from '../../schemas/messages.ts'
 import { ASYNCAPI_PATH, renderAsyncApi } from '../../scripts/generate-asyncapi.ts'
 
 const committed = readFileSync(ASYNCAPI_PATH, 'utf8')
@@ -26,7 +27,7 @@ t.test('@asyncapi/parser reads it with no error and no warning', async (t) => {
     const ws = document.channels().all().find((c) => c.address() === `/api/v1/${mode}` && c.servers().all().some((s) => s.protocol() === 'ws'))
     t.ok(ws, `a WebSocket channel for /api/v1/${mode}`)
     const names = ws?.messages().all().map((m) => m.name()) ?? []
-    t.same(names.sort(), ['active', 'audio', 'data', 'end', 'error', 'inactive', 'segment', 'start', 'stop'], `${mode}: control, audio and every event`)
+    t.same(names.sort(), ['ack', 'active', 'audio', 'data', 'end', 'error', 'finalize', 'finalized', 'inactive', 'keepalive', 'segment', 'shutdown', 'start', 'started', 'stop'], `${mode}: control, audio and every event`)
     const sse = document.channels().all().find((c) => c.address() === `/api/v1/${mode}` && c.servers().all().some((s) => s.protocol() === 'http'))
     t.ok(sse, `an HTTP upload channel with an SSE response for /api/v1/${mode}`)
   }
@@ -38,9 +39,11 @@ t.test('@asyncapi/parser reads it with no error and no warning', async (t) => {
 
 t.test('every example is valid against the server\'s own schema', async (t) => {
   const doc = parse(committed) as { components: { messages: Record<string, { payload: { $ref?: string }, examples?: Array<{ payload: unknown }> }> } }
-  const schemaFor: Record<string, typeof StreamEvent | typeof StartMessage | typeof StopMessage> = {
+  const schemaFor: Record<string, TSchema> = {
     start: StartMessage,
-    stop: StopMessage
+    stop: StopMessage,
+    keepalive: KeepaliveMessage,
+    finalize: FinalizeMessage
   }
   let checked = 0
   for (const [name, message] of Object.entries(doc.components.messages)) {
@@ -52,5 +55,5 @@ t.test('every example is valid against the server\'s own schema', async (t) => {
       checked++
     }
   }
-  t.equal(checked, 8, 'start, stop and the six events have examples')
+  t.equal(checked, 14, 'the four control messages and the ten events have examples')
 })

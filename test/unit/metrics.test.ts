@@ -82,7 +82,7 @@ t.test('session telemetry: sessions, audio, events and errors by transport; log 
     { type: 'active', channel: 1, time: 0.1 },
     { type: 'error', channel: 1, code: 'inference_failed', message: 'boom' },
     { type: 'error', channel: null, code: 'truncated_audio', message: 'odd bytes' },
-    { type: 'end', channel: null, seconds_received: [0.04, 0.04], samples_received: [320, 320], segments: [0, 0], interim_segments: [0, 0], interim_segments_dropped: [0, 0], errors: 2 }
+    { type: 'end', channel: null, seconds_received: [0.04, 0.04], samples_received: [320, 320], segments: [0, 0], interim_segments: [0, 0], interim_segments_dropped: [0, 0], bytes_received: 640, sha256: '', dropped: { truncated_audio: 0, max_duration: 0 }, errors: 2 }
   ]
   for (const event of events) session.event(event)
   session.closed('ended')

@@ -43,6 +43,8 @@ t.test('the streaming routes and the paired-session routes are all described', a
     ['createSession', 'post', '/api/v1/sessions'],
     ['streamSessionEvents', 'get', '/api/v1/sessions/{id}/events'],
     ['appendSessionAudio', 'post', '/api/v1/sessions/{id}/audio'],
+    ['keepSessionAlive', 'post', '/api/v1/sessions/{id}/keepalive'],
+    ['finalizeSession', 'post', '/api/v1/sessions/{id}/finalize'],
     ['stopSession', 'post', '/api/v1/sessions/{id}/stop'],
     ['getHealth', 'get', '/api/v1/health']
   ]
@@ -56,7 +58,7 @@ t.test('the streaming routes and the paired-session routes are all described', a
     t.same((ok?.content as Json | undefined)?.['text/event-stream'], { schema: { $ref: '#/components/schemas/StreamEvent' } }, `${id}: 200 is text/event-stream of StreamEvent`)
   }
   const union = schemas.StreamEvent?.anyOf as Json[] | undefined
-  t.same(union?.map((s) => s.$ref), ['SegmentEvent', 'DataEvent', 'ActiveEvent', 'InactiveEvent', 'ErrorEvent', 'EndEvent'].map((n) => `#/components/schemas/${n}`), 'StreamEvent is the union of the six events')
+  t.same(union?.map((s) => s.$ref), ['StartedEvent', 'SegmentEvent', 'DataEvent', 'ActiveEvent', 'InactiveEvent', 'AckEvent', 'FinalizedEvent', 'ErrorEvent', 'ShutdownEvent', 'EndEvent'].map((n) => `#/components/schemas/${n}`), 'StreamEvent is the union of the ten events')
   const audio = byId.get('appendSessionAudio')?.operation.requestBody as Json | undefined
   t.same((audio?.content as Json | undefined)?.['application/octet-stream'], { schema: { type: 'string', format: 'binary' } }, 'audio chunks are binary bodies')
 })

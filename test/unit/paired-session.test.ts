@@ -1,5 +1,5 @@
 import t from 'tap'
-import { ApiError } from '../../schemas/error-codes.ts'
+import { ApiError, type ErrorCode } from '../../schemas/error-codes.ts'
 import type { EndEvent, StreamEvent } from '../../schemas/events.ts'
 import { PairedAudioQuery } from '../../schemas/paired-session.ts'
 import { compileValidator } from '../../schemas/validation.ts'
@@ -20,7 +20,7 @@ const LIMITS: PairedLimits = { linger_ms: 500, replay_events: 16, reorder_window
 
 const bytes = (...values: number[]): Uint8Array => new Uint8Array(values)
 const active = (time: number): StreamEvent => ({ type: 'active', channel: 0, time })
-const END: EndEvent = { type: 'end', channel: null, seconds_received: [0], samples_received: [0], segments: [0], interim_segments: [0], interim_segments_dropped: [0], errors: 0 }
+const END: EndEvent = { type: 'end', channel: null, seconds_received: [0], samples_received: [0], segments: [0], interim_segments: [0], interim_segments_dropped: [0], bytes_received: 0, sha256: '', dropped: { truncated_audio: 0, max_duration: 0 }, errors: 0 }
 
 // A clock the test moves by hand: timers fire only inside advance().
 class ManualTimers implements Timers {
@@ -53,11 +53,15 @@ class FakeSink implements PairedSink {
   readonly received: number[] = []
   keepalives = 0
   paused = false
+  accepting = true
+  endedBy: ErrorCode | undefined = undefined
   finishCalls = 0
   aborted = false
   onFinish: () => void = () => {}
   pushAudio (chunk: Uint8Array): void { this.received.push(...chunk) }
   keepalive (): void { this.keepalives++ }
+  finalizeCalls = 0
+  async finalize (): Promise<void> { this.finalizeCalls++ }
   async finish (): Promise<void> {
     this.finishCalls++
     this.onFinish()
@@ -176,12 +180,12 @@ t.test('the audio route\'s seq: the query schema converts and refuses, naming th
 
 t.test('PairedSession: out-of-order and repeated chunks reach the core once each, in order', async (t) => {
   const { session, sink } = setup()
-  t.same(session.pushChunk(1, bytes(1, 1)), { accepted_seq: -1, buffered: [1] })
-  t.same(session.pushChunk(1, bytes(9, 9)), { accepted_seq: -1, buffered: [1], duplicate: true })
+  t.same(session.pushChunk(1, bytes(1, 1)), { accepted_seq: -1, bytes: 0, buffered: [1] })
+  t.same(session.pushChunk(1, bytes(9, 9)), { accepted_seq: -1, bytes: 0, buffered: [1], duplicate: true })
   t.same(sink.received, [], 'nothing applied across a gap')
-  t.same(session.pushChunk(0, bytes(0)), { accepted_seq: 1 })
-  t.same(session.pushChunk(0, bytes(9)), { accepted_seq: 1, duplicate: true })
-  t.same(session.pushChunk(2, bytes(2)), { accepted_seq: 2 })
+  t.same(session.pushChunk(0, bytes(0)), { accepted_seq: 1, bytes: 3 }, 'bytes counts what was applied: seq 0 and the held seq 1')
+  t.same(session.pushChunk(0, bytes(9)), { accepted_seq: 1, bytes: 3, duplicate: true })
+  t.same(session.pushChunk(2, bytes(2)), { accepted_seq: 2, bytes: 4 })
   t.same(sink.received, [0, 1, 1, 2], 'in seq order; the retry with other bytes was ignored')
   t.equal(apiError(() => session.pushChunk(7, bytes(7))).statusCode, 409, 'past the window of 4')
 })
@@ -250,7 +254,7 @@ t.test('PairedSession: stop finishes; end closes readers; the events URL answers
   t.equal(session.readers, 0)
 
   // Audio after the stop: retries of applied chunks are acknowledged; new chunks refused.
-  t.same(session.pushChunk(0, bytes(0)), { accepted_seq: 0, duplicate: true })
+  t.same(session.pushChunk(0, bytes(0)), { accepted_seq: 0, bytes: 1, duplicate: true })
   t.equal(apiError(() => session.pushChunk(1, bytes(1))).statusCode, 409)
 
   // A reader that missed the end gets the rest and is closed; one that has it gets nothing (204).
@@ -288,10 +292,10 @@ t.test('PairedSession: while the core is paused a new chunk is refused with rate
   const refused = apiError(() => session.pushChunk(1, bytes(1)))
   t.equal(refused.code, 'rate_limited')
   t.equal(refused.statusCode, 429)
-  t.same(session.pushChunk(0, bytes(9)), { accepted_seq: 0, duplicate: true }, 'a repeat is still acknowledged')
+  t.same(session.pushChunk(0, bytes(9)), { accepted_seq: 0, bytes: 1, duplicate: true }, 'a repeat is still acknowledged')
   t.same(sink.received, [0], 'the refused chunk was not taken')
   sink.paused = false
-  t.same(session.pushChunk(1, bytes(1)), { accepted_seq: 1 }, 'sent again later, it is taken')
+  t.same(session.pushChunk(1, bytes(1)), { accepted_seq: 1, bytes: 2 }, 'sent again later, it is taken')
   t.same(sink.received, [0, 1])
 })
 

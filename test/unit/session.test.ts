@@ -169,3 +169,146 @@ t.test('abort stops all events and closes the session', async (t) => {
   await new Promise((resolve) => setTimeout(resolve, 30))
   t.same(events, [], 'nothing emitted after abort')
 })
+
+// Event types in order, finals and interims told apart.
+const kinds = (events: StreamEvent[]): string[] =>
+  events.map((e) => e.type === 'segment' ? (e.is_final === true ? 'final' : 'interim') : e.type)
+const times = (events: StreamEvent[], type: 'active' | 'inactive'): number[] =>
+  events.flatMap((e) => e.type === type ? [e.time] : [])
+const mono16k = { channels: 1, sample_rate: 16000, bit_depth: 16, is_float: false } as const
+
+t.test('segmented mode: a too-long utterance is cut at the longest pause before the limit, else at the limit', async (t) => {
+  const { events, emit } = collector()
+  // Limit 2 s, so the window is its last 1 s. Speech from 0.162 (frame 6, at 0.192, minus the 30 ms pad): the
+  // limit is at 2.162 and the window [1.162, 2.162] holds a 0.1 s pause (3 silent frames, 47-49)
+  // and a 0.2 s one at [1.9, 2.1] (frames 60-64 silent): the cut is the middle of the longer one,
+  // (60 + 2.5) * 512 samples = 2.0 s. The next piece has no pause in its window: cut at the limit.
+  const session = new Session({ mode: 'segmented', format: mono16k, interimResults: false, services: fakeServices(fastModel(), { max_utterance_seconds: 2 }), emit })
+  session.pushAudio(toS16([synth([{ seconds: 0.2 }, { seconds: 1.3, tone: 300 }, { seconds: 0.1 }, { seconds: 0.3, tone: 300 }, { seconds: 0.2 }, { seconds: 2, tone: 300 }, { seconds: 0.8 }], 16000)]))
+  await session.finish()
+  t.same(kinds(events), ['active', 'inactive', 'final', 'active', 'inactive', 'final', 'active', 'inactive', 'final', 'end'], 'inactive and active around every cut')
+  const finals = segments(events)
+  t.same(finals.map((s) => s.start_time), [0.162, 2, 4], 'pieces start at the speech start, then at each cut')
+  t.same(finals.map((s) => s.end_time).slice(0, 2), [2, 4], 'cut mid-pause, then at the 2 s limit')
+  t.same(times(events, 'inactive').slice(0, 2), [2, 4], 'inactive at each cut')
+  t.same(times(events, 'active'), [0.162, 2, 4], 'active at each cut')
+  for (const s of finals) t.equal(s.count, Math.round((s.end_time - s.start_time) * 16000), 'the model saw exactly the piece')
+})
+
+t.test('segmented mode: a cut in a pause that turns out to end the speech starts no new utterance', async (t) => {
+  const { events, emit } = collector()
+  // Speech [0.2, 2.0), then silence. The limit (2.162) falls 5 frames into the silence, so the
+  // cut is in the middle of its frames inside the window (63-66): 2.08 s. Nothing after the cut
+  // is speech, and the VAD ends the speech (at 2.046) with no new utterance.
+  const session = new Session({ mode: 'segmented', format: mono16k, interimResults: true, services: fakeServices(fastModel(), { max_utterance_seconds: 2 }), emit })
+  session.pushAudio(toS16([synth([{ seconds: 0.2 }, { seconds: 1.8, tone: 300 }, { seconds: 1 }], 16000)]))
+  await session.finish()
+  t.same(kinds(events).filter((k) => k !== 'interim'), ['active', 'inactive', 'final', 'end'])
+  const [final] = segments(events).filter((s) => s.is_final === true)
+  t.same([final?.start_time, final?.end_time], [0.162, 2.08])
+  t.same(times(events, 'inactive'), [2.08])
+})
+
+t.test('segmented mode: after a cut in a pause still going at the limit, speech that resumes is announced at the cut', async (t) => {
+  const { events, emit } = collector()
+  // As above, but speech resumes after 0.2 s (less than min_silence_ms 300): one utterance to
+  // the VAD, cut at 2.08; the second piece's active waits for the speech at 2.2 and says 2.08.
+  const session = new Session({ mode: 'segmented', format: mono16k, interimResults: false, services: fakeServices(fastModel(), { max_utterance_seconds: 2 }), emit })
+  session.pushAudio(toS16([synth([{ seconds: 0.2 }, { seconds: 1.8, tone: 300 }, { seconds: 0.2 }, { seconds: 1, tone: 300 }, { seconds: 1 }], 16000)]))
+  await session.finish()
+  t.same(kinds(events), ['active', 'inactive', 'final', 'active', 'inactive', 'final', 'end'])
+  t.same(times(events, 'active'), [0.162, 2.08])
+  const finals = segments(events)
+  t.same(finals.map((s) => s.start_time), [0.162, 2.08], 'the pieces are contiguous')
+  t.equal(finals[0]?.end_time, 2.08)
+})
+
+t.test('segmented finalize mid-utterance: the final ends at the audio received; later audio is a new utterance', async (t) => {
+  const { events, emit } = collector()
+  const session = new Session({ mode: 'segmented', format: mono16k, interimResults: false, services: fakeServices(fastModel()), emit })
+  // 1.5 s = 24000 samples: 46 whole VAD frames and 448 samples of a 47th, which finalize must
+  // not pad or drop. Audio sent right after the call (the rest of the tone) must not leak in.
+  const audio = synth([{ seconds: 0.5 }, { seconds: 2, tone: 300 }, { seconds: 1 }], 16000)
+  const bytes = toS16([audio])
+  const split = 24000 * 2
+  for (let at = 0; at < split; at += 640) session.pushAudio(bytes.subarray(at, Math.min(at + 640, split)))
+  const finalized = session.finalizeRunners()
+  session.pushAudio(bytes.subarray(split, split + 3200))
+  await finalized
+  // The audio sent after the call may already have started the next utterance: only the order counts.
+  t.same(kinds(events).slice(0, 3), ['active', 'inactive', 'final'], 'by the time finalize resolves, the final for the audio so far is out')
+  const [first] = segments(events)
+  t.same([first?.start_time, first?.end_time], [0.45, 1.5], 'the final ends at the end of the audio received')
+  t.same(times(events, 'inactive'), [1.5])
+  t.equal(first?.count, 24000 - 7200, 'the model saw exactly that audio, the partial frame included')
+
+  session.pushAudio(bytes.subarray(split + 3200))
+  const end = await session.finish()
+  t.same(kinds(events), ['active', 'inactive', 'final', 'active', 'inactive', 'final', 'end'])
+  const second = segments(events)[1]
+  t.equal(second?.start_time, 1.5, 'the next utterance begins where the finalised one ended')
+  t.ok(Math.abs((second?.end_time ?? 0) - 2.5) < 0.1, `and ends with the speech (${second?.end_time})`)
+  t.equal(second?.count, Math.round(((second?.end_time ?? 0) - 1.5) * 16000))
+  t.same(end.samples_received, [audio.length], 'every sample was received')
+  t.same(end.segments, [2])
+})
+
+t.test('segmented finalize: in silence nothing is emitted; speech just after it starts no earlier than the finalize point', async (t) => {
+  const { events, emit } = collector()
+  const session = new Session({ mode: 'segmented', format: mono16k, interimResults: false, services: fakeServices(fastModel()), emit })
+  // Speech starts at 1.01 s: its padded start (0.98 s) would reach back before the finalize at 1.0.
+  const bytes = toS16([synth([{ seconds: 1.01 }, { seconds: 1, tone: 300 }, { seconds: 1 }], 16000)])
+  session.pushAudio(bytes.subarray(0, 32000))
+  await session.finalizeRunners()
+  t.same(events, [], 'no open utterance: nothing to finalise')
+  await session.finalizeRunners()
+  t.same(events, [], 'a second finalize at the same point is as empty')
+  session.pushAudio(bytes.subarray(32000))
+  await session.finish()
+  t.same(kinds(events), ['active', 'inactive', 'final', 'end'])
+  t.same(times(events, 'active'), [1], 'the start is clamped to the finalize point')
+})
+
+t.test('segmented finalize twice in one utterance: three finals that tile the speech', async (t) => {
+  const { events, emit } = collector()
+  const session = new Session({ mode: 'segmented', format: mono16k, interimResults: true, services: fakeServices(fastModel()), emit })
+  const bytes = toS16([synth([{ seconds: 0.5 }, { seconds: 3, tone: 300 }, { seconds: 1 }], 16000)])
+  const points = [1.2, 2.3].map((s) => s * 32000)
+  session.pushAudio(bytes.subarray(0, points[0]))
+  const first = session.finalizeRunners()
+  session.pushAudio(bytes.subarray(points[0], points[1]))
+  const second = session.finalizeRunners()
+  session.pushAudio(bytes.subarray(points[1]))
+  await first
+  t.ok(segments(events).some((s) => s.is_final === true && s.end_time === 1.2), 'the first finalize resolves once its final is out')
+  await second
+  const end = await session.finish()
+  const finals = segments(events).filter((s) => s.is_final === true)
+  t.same(finals.map((s) => [s.start_time, s.end_time]).slice(0, 2), [[0.45, 1.2], [1.2, 2.3]])
+  t.equal(finals[2]?.start_time, 2.3)
+  t.same(times(events, 'active'), [0.45, 1.2, 2.3])
+  t.same(times(events, 'inactive').slice(0, 2), [1.2, 2.3])
+  const interims = segments(events).filter((s) => s.is_final === false)
+  t.ok(interims.every((s) => finals.some((f) => f.start_time === s.start_time && s.end_time <= f.end_time)), 'every interim lies inside its own final')
+  t.same(end.segments, [3])
+})
+
+t.test('simple finalize: the results for the audio so far come out, never merged with later audio', async (t) => {
+  const { events, emit } = collector()
+  // One inference in flight: audio arriving meanwhile is merged, which must stop at the finalize.
+  const session = new Session({ mode: 'simple', format: mono16k, interimResults: false, services: fakeServices(fastModel(), { simple_max_in_flight: 1 }), emit })
+  const bytes = toS16([synth([{ seconds: 2, tone: 300 }], 16000)])
+  const split = 16000 * 2
+  for (let at = 0; at < split; at += 640) session.pushAudio(bytes.subarray(at, at + 640))
+  const finalized = session.finalizeRunners()
+  for (let at = split; at < bytes.length; at += 640) session.pushAudio(bytes.subarray(at, at + 640))
+  await finalized
+  const before = segments(events).filter((s) => s.end_time <= 1)
+  t.equal(before.reduce((n, s) => n + (s.count as number), 0), 16000, 'every result for the first second is out')
+  t.ok(segments(events).every((s) => s.end_time <= 1 || s.start_time >= 1), 'no inference spans the finalize point')
+  await session.finalizeRunners()
+  t.equal(segments(events).reduce((n, s) => n + (s.count as number), 0), 32000, 'a finalize with everything queued waits for all of it')
+  const end = await session.finish()
+  assertTiles(t, segments(events), 2)
+  t.same(end.samples_received, [32000])
+})

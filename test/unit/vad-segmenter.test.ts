@@ -116,6 +116,35 @@ t.test('flush', async t => {
   })
 })
 
+t.test('finalize: ends open speech mid-stream and pushing goes on', async t => {
+  await t.test('while speaking: ends at the given sample, which may be inside a frame not yet pushed', async t => {
+    const seg = new VadSegmenter(base)
+    t.same(seg.push(probs(Q, S, S)), [{ kind: 'start', sample: F - 480 }])
+    t.same(seg.finalize(3 * F + 100), [{ kind: 'end', sample: 3 * F + 100 }])
+    t.equal(seg.speaking, false)
+    // Frame 3 (which holds the finalize point) is speech: a new start, not before the point.
+    t.same(seg.push(probs(S)), [{ kind: 'start', sample: 3 * F + 100 }])
+    // Frame numbering went on: the silence after frame 3 ends it where it should.
+    t.same(seg.push(probs(Q, Q, Q, Q, Q)), [{ kind: 'end', sample: 4 * F + 480 }])
+  })
+  await t.test('during a silence run: ends where the run began, as flush does', async t => {
+    const seg = new VadSegmenter(base)
+    seg.push(probs(Q, S, S, Q, Q))
+    t.same(seg.finalize(5 * F), [{ kind: 'end', sample: 3 * F + 480 }])
+    t.same(seg.push(probs(Q, Q, Q, Q)), [], 'the silence that follows ends nothing more')
+  })
+  await t.test('while silent: nothing to end, and a later start is not padded back before the point', async t => {
+    const seg = new VadSegmenter(base)
+    t.same(seg.push(probs(Q, Q)), [])
+    t.same(seg.finalize(2 * F), [])
+    t.same(seg.push(probs(S)), [{ kind: 'start', sample: 2 * F }], 'the pad (480) would have reached back to 2 * 512 - 480')
+    const later = new VadSegmenter(base)
+    later.push(probs(Q, Q))
+    later.finalize(2 * F)
+    t.same(later.push(probs(Q, Q, S)), [{ kind: 'start', sample: 4 * F - 480 }], 'a start well after the point is padded as usual')
+  })
+})
+
 // A line-by-line port of Silero's VADIterator.__call__ (utils_vad.py), with its model replaced by
 // the given probabilities, as the reference the segmenter must agree with.
 function vadIterator (settings: VadSegmenterSettings, probabilities: number[]): VadBoundary[] {

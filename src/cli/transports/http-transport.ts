@@ -8,7 +8,8 @@ import { routeUrl, type StreamRequest } from './transport.ts'
 const { HTTP2_HEADER_METHOD, HTTP2_HEADER_PATH, HTTP2_HEADER_STATUS, HTTP2_HEADER_CONTENT_TYPE } = constants
 
 // The server's `http` transport, the streaming upload: one POST whose body is the audio (raw
-// PCM, format in the query) and whose response is text/event-stream, read while the body is
+// PCM, format in the query: the WAV data chunk only, never its header, so the server takes
+// exactly the bytes sent, as on the other transports) and whose response is text/event-stream, read while the body is
 // still being sent. The server takes it over HTTP/1.1 too; this client always speaks HTTP/2:
 // http:// as cleartext HTTP/2 with prior knowledge (h2c), https:// as TLS with ALPN h2.
 export async function httpTransport (request: StreamRequest): Promise<EndEvent> {
@@ -22,6 +23,7 @@ export async function httpTransport (request: StreamRequest): Promise<EndEvent> 
     interim_results: String(request.interimResults)
   })
   if (format.encoding !== undefined && format.encoding !== 'pcm') query.set('encoding', format.encoding)
+  if (request.acks) query.set('acks', 'true')
 
   const session = connect(url.origin, { rejectUnauthorized: !request.insecure })
   let connected = false

@@ -11,6 +11,11 @@ import { routeUrl, type StreamRequest } from './transport.ts'
 const MAX_IN_FLIGHT = 4
 // The events stream is resumed with Last-Event-ID if it drops before `end`.
 const MAX_RECONNECTS = 3
+// A chunk refused because the server ended the stream: how long the events stream has to say
+// why (a `shutdown` event, or the stream's last events and `end`) before the refusal is the failure.
+const SERVER_END_GRACE_MS = 5000
+// Retry-After when a 429 has none.
+const DEFAULT_RETRY_AFTER_MS = 1000
 
 // Paired session: POST /api/v1/sessions, then audio chunks POSTed by seq while the SSE events
 // stream is read with fetch (Node has no EventSource), then POST stop.
@@ -32,7 +37,8 @@ export async function pairedTransport (request: StreamRequest): Promise<EndEvent
   const created = await post(createUrl, JSON.stringify({
     mode: request.mode,
     format: request.format,
-    interim_results: request.interimResults
+    interim_results: request.interimResults,
+    ...(request.acks ? { acks: true } : {})
   }), 'application/json')
   if (created.status !== 201) throw httpRefusal(created.status, await created.text())
   const session = await created.json() as PairedSessionCreated
@@ -54,25 +60,59 @@ export async function pairedTransport (request: StreamRequest): Promise<EndEvent
     outcome.fail(error instanceof CliError ? error : unreachable(eventsUrl.origin, error))
   })
 
+  // The server ended the stream itself (a shutdown, a limit): a chunk is answered 409 and the
+  // events stream says why, then brings the results and `end`. The upload stops, no stop is
+  // sent, and the refusal only counts if the events stream does not explain it in time.
+  let endedByServer = false
+  let refusalTimer: NodeJS.Timeout | undefined
+  const serverEnded = (refusal: CliError): void => {
+    if (endedByServer) return
+    endedByServer = true
+    refusalTimer = setTimeout(() => { if (!outcome.shutdown) outcome.fail(refusal) }, SERVER_END_GRACE_MS)
+  }
+  void outcome.result.finally(() => { clearTimeout(refusalTimer) }).catch(() => {})
+  // One chunk until it is taken: `429 rate_limited` (the server holds too much audio not yet
+  // through the model) is answered by sending the same seq again after Retry-After.
+  const sendChunk = async (url: URL, chunk: Uint8Array): Promise<void> => {
+    for (;;) {
+      const response = await post(url, chunk, 'application/octet-stream')
+      if (response.status === 200 || response.status === 202) {
+        await response.body?.cancel()
+        return
+      }
+      const text = await response.text()
+      if (response.status === 429) {
+        await sleep(retryAfterMs(response.headers.get('retry-after')), abort.signal)
+        if (outcome.settled) return
+        continue
+      }
+      const refusal = httpRefusal(response.status, text)
+      // Chunks go in seq order and at most MAX_IN_FLIGHT ahead (well inside paired.reorder_window)
+      // and none after the stop: a 409 means the server ended the stream.
+      if (response.status === 409) {
+        serverEnded(refusal)
+        return
+      }
+      throw refusal
+    }
+  }
+
   try {
     const inFlight = new Set<Promise<void>>()
     let seq = 0
     for await (const chunk of request.audio) {
-      if (outcome.settled) break
+      if (outcome.settled || endedByServer) break
       const url = new URL(audioUrl)
       url.searchParams.set('seq', String(seq++))
       // Never rejects: a refused chunk fails the whole stream, and the loop stops.
-      const sent: Promise<void> = post(url, chunk, 'application/octet-stream').then(async (response) => {
-        if (response.status !== 200 && response.status !== 202) throw httpRefusal(response.status, await response.text())
-        await response.body?.cancel()
-      }).catch((error: unknown) => {
+      const sent: Promise<void> = sendChunk(url, chunk).catch((error: unknown) => {
         outcome.fail(error instanceof CliError ? error : new CliError(String(error)))
       }).finally(() => { inFlight.delete(sent) })
       inFlight.add(sent)
       if (inFlight.size >= MAX_IN_FLIGHT) await Promise.race(inFlight)
     }
     await Promise.all(inFlight)
-    if (!outcome.settled) {
+    if (!outcome.settled && !endedByServer) {
       const stopped = await post(stopUrl, '', 'application/octet-stream')
       if (stopped.status !== 202 && stopped.status !== 200) throw httpRefusal(stopped.status, await stopped.text())
       await stopped.body?.cancel()
@@ -104,4 +144,27 @@ async function readEvents (url: URL, onEvent: (event: StreamEvent) => void, sign
     lastEventId = feed.lastEventId ?? lastEventId
     if (signal.aborted) return
   }
+}
+
+// Retry-After in seconds (the server's form) as milliseconds; an HTTP date or nonsense: the default.
+function retryAfterMs (header: string | null): number {
+  const seconds = Number(header)
+  return header !== null && header.trim() !== '' && Number.isFinite(seconds) && seconds >= 0 ? Math.min(seconds, 60) * 1000 : DEFAULT_RETRY_AFTER_MS
+}
+
+// Resolves after `ms`, or at once when the signal aborts (the stream was decided meanwhile).
+function sleep (ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) {
+      resolve()
+      return
+    }
+    const timer = setTimeout(done, ms)
+    function done (): void {
+      clearTimeout(timer)
+      signal.removeEventListener('abort', done)
+      resolve()
+    }
+    signal.addEventListener('abort', done)
+  })
 }

@@ -18,6 +18,7 @@ export class StreamOutcome {
   readonly #request: Pick<StreamRequest, 'onEvent'>
   readonly #release: StreamRelease
   #settled = false
+  #shutdown = false
 
   constructor (request: Pick<StreamRequest, 'onEvent'>, release: StreamRelease) {
     const { promise, resolve, reject } = Promise.withResolvers<EndEvent>()
@@ -34,6 +35,11 @@ export class StreamOutcome {
     return this.#settled
   }
 
+  // A `shutdown` event arrived: the server takes no more audio, and its results and `end` follow.
+  get shutdown (): boolean {
+    return this.#shutdown
+  }
+
   fail (error: CliError): void {
     if (this.#settled) return
     this.#settled = true
@@ -44,6 +50,7 @@ export class StreamOutcome {
   // A server event: handed to the caller, then a refusal fails the stream and `end` resolves it.
   receive (event: StreamEvent): void {
     if (this.#settled) return
+    if (event.type === 'shutdown') this.#shutdown = true
     this.#request.onEvent(event)
     const refusal = refusalOf(event)
     if (refusal !== null) this.fail(refusal)

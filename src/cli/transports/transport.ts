@@ -12,6 +12,7 @@ export interface StreamRequest {
   mode: Mode
   format: AudioFormat
   interimResults: boolean
+  acks: boolean // ask for `ack` events (sent only when true, so an older server is not asked)
   insecure: boolean // TLS: accept a certificate that does not verify (self-signed)
   audio: AsyncIterable<Uint8Array>
   onEvent: (event: StreamEvent) => void

@@ -1,6 +1,7 @@
 import WebSocket from 'ws'
 import type { EndEvent, StreamEvent } from '../../../schemas/events.ts'
 import { CliError, unreachable } from '../cli-error.ts'
+import { parseServerEvent } from '../server-event.ts'
 import { StreamOutcome } from './stream-outcome.ts'
 import { routeUrl, type StreamRequest } from './transport.ts'
 
@@ -25,14 +26,14 @@ export async function websocketTransport (request: StreamRequest): Promise<EndEv
   })
   socket.on('message', (data, isBinary) => {
     if (isBinary || outcome.settled) return
-    let event: StreamEvent
+    let event: StreamEvent | null
     try {
-      event = JSON.parse(data.toString()) as StreamEvent
-    } catch {
-      outcome.fail(new CliError(`The server sent a text frame that is not JSON: ${data.toString().slice(0, 80)}`))
+      event = parseServerEvent(data.toString(), 'a text frame')
+    } catch (error) {
+      outcome.fail(error instanceof CliError ? error : new CliError(String(error)))
       return
     }
-    outcome.receive(event)
+    if (event !== null) outcome.receive(event)
   })
   socket.on('close', (code, reason) => {
     const why = reason.toString()
@@ -50,7 +51,7 @@ export async function websocketTransport (request: StreamRequest): Promise<EndEv
       // Waiting for each write keeps memory flat and the progress honest.
       await new Promise<void>((resolve) => { socket.send(data, () => { resolve() }) })
     }
-    await send(JSON.stringify({ request: 'start', format: request.format, interim_results: request.interimResults }))
+    await send(JSON.stringify({ request: 'start', format: request.format, interim_results: request.interimResults, ...(request.acks ? { acks: true } : {}) }))
     for await (const chunk of request.audio) {
       if (outcome.settled || socket.readyState !== WebSocket.OPEN) break
       await send(chunk)
