@@ -290,6 +290,7 @@ t.test('SIGTERM drains streams in flight on every transport, then the process ex
     assertSegmentedMatchesTruth(t, events, fixture)
   }
   t.equal(upload.stream.rstCode, http2.constants.NGHTTP2_NO_ERROR, 'http/2 upload: the stream closed cleanly')
+  t.ok(upload.session.closed || upload.session.destroyed, 'http/2 upload: its session was closed')
 
   // The live stream: the first utterance as it is, the second cut where the audio stopped
   // being taken, finalised by the drain after the shutdown event.
@@ -580,11 +581,19 @@ t.test('close(): pending TLS handshakes, idle TLS and keep-alive connections, bu
     const idle = await get('/', agents[0] as http.Agent)
     closes.push(idle.closed)
     const slow = get('/slow', agents[1] as http.Agent)
-    // An HTTP/2 session with no stream.
+    // An HTTP/2 session with no stream, and one with a stream still being answered.
     const h2 = http2.connect(origin, secure ? { ca: cert } : {})
     h2.on('error', () => {})
     await once(h2, 'connect')
     closes.push(once(h2, 'close'))
+    const h2Busy = http2.connect(origin, secure ? { ca: cert } : {})
+    h2Busy.on('error', () => {})
+    const h2BusyClosed = once(h2Busy, 'close')
+    const h2Slow = h2Busy.request({ ':path': '/slow' })
+    h2Slow.setEncoding('utf8')
+    let h2Body = ''
+    h2Slow.on('data', (chunk: string) => { h2Body += chunk })
+    const h2SlowEnded = once(h2Slow, 'end')
     if (secure) {
       // A TLS handshake that never ends: the first bytes of a ClientHello record, then nothing.
       const stalled = net.connect(port, '127.0.0.1')
@@ -593,7 +602,7 @@ t.test('close(): pending TLS handshakes, idle TLS and keep-alive connections, bu
       closes.push(closedOf(stalled))
     }
     await sleep(100)
-    t.match(server.connectionCounts(), { pending: secure ? 2 : 1, http1Idle: 1, http1Busy: 1, http2Sessions: 1 }, `${name}: counted`)
+    t.match(server.connectionCounts(), { pending: secure ? 2 : 1, http1Idle: 1, http1Busy: 1, http2Sessions: 2 }, `${name}: counted`)
 
     const closed = new Promise<void>((resolve) => { server.close(() => { resolve() }) })
     await Promise.all(closes)
@@ -601,6 +610,10 @@ t.test('close(): pending TLS handshakes, idle TLS and keep-alive connections, bu
     release()
     const answered = await slow
     t.equal(answered.body, 'slow', `${name}: the request in progress was answered`)
+    await h2SlowEnded
+    t.equal(h2Body, 'slow', `${name}: so was the HTTP/2 stream in progress`)
+    // Closed when its stream ended, not destroyed at the grace period (3 s) as a stuck one is.
+    t.ok(await settlesWithin(h2BusyClosed, 2000), `${name}: then its session closed`)
     // Waited for with a timer: the agent unrefs its kept-alive sockets, so nothing else would
     // keep this process running until the close arrives.
     t.ok(await settlesWithin(answered.closed, 5000), `${name}: its connection closed once answered`)
@@ -608,5 +621,6 @@ t.test('close(): pending TLS handshakes, idle TLS and keep-alive connections, bu
     t.pass(`${name}: close() completed`)
     for (const agent of agents) agent.destroy()
     h2.destroy()
+    h2Busy.destroy()
   }
 })
