@@ -3,7 +3,7 @@ import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, FastifyServerOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import type { TSchema } from '@sinclair/typebox'
-import { ApiError, retryAfterOf } from '../schemas/error-codes.ts'
+import { ApiError } from '../schemas/error-codes.ts'
 import { compileValidator } from '../schemas/validation.ts'
 
 // Every refusal of every route in the one documented body, {code, message, field}, with the
@@ -39,8 +39,7 @@ export function toApiError (thrown: unknown, request: FastifyRequest | undefined
 }
 
 function send (reply: FastifyReply, error: ApiError): FastifyReply {
-  const retryAfter = retryAfterOf(error.code)
-  if (retryAfter !== undefined) reply.header('retry-after', String(retryAfter))
+  if (error.retryAfter !== undefined) reply.header('retry-after', String(error.retryAfter))
   return reply.code(error.statusCode).type('application/json; charset=utf-8').send(error.toResponse())
 }
 

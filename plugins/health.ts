@@ -1,7 +1,10 @@
 import type { FastifyInstance } from 'fastify'
 import { Type } from '@sinclair/typebox'
 
-const Health = Type.Object({ status: Type.Literal('healthy'), sessions: Type.Integer() }, { $id: 'Health' })
+const Health = Type.Object({
+  status: Type.Literal('healthy'),
+  sessions: Type.Optional(Type.Integer({ description: 'Sessions open now; with auth on, only for a request with an API key' }))
+}, { $id: 'Health' })
 const Readiness = Type.Object({ ready: Type.Boolean() }, { $id: 'Readiness' })
 
 // Liveness answers as long as the process serves requests; readiness is false until the
@@ -11,11 +14,18 @@ export default async function health (app: FastifyInstance): Promise<void> {
   let closing = false
   app.addHook('preClose', async () => { closing = true })
 
+  // Open to probes, which send no credentials; how busy the server is, is for its operators
+  // (an API key, or any caller while auth is off).
   app.get('/api/v1/health', {
+    config: { auth: 'public' },
     schema: { operationId: 'getHealth', summary: 'Liveness', response: { 200: Health } }
-  }, async () => ({ status: 'healthy' as const, sessions: app.streamer.registry.size }))
+  }, async (request) => {
+    const kind = request.auth.kind
+    return kind === 'open' || kind === 'key' ? { status: 'healthy' as const, sessions: app.streamer.registry.size } : { status: 'healthy' as const }
+  })
 
   app.get('/api/v1/ready', {
+    config: { auth: 'public' },
     schema: { operationId: 'getReadiness', summary: 'Readiness: workers warm and not shutting down', response: { 200: Readiness, 503: Readiness } }
   }, async (_request, reply) => {
     const ready = !closing && app.streamer.ready

@@ -10,6 +10,7 @@ import { AudioFormat, Encoding } from '../schemas/audio-format.ts'
 import { ActiveEvent, DataEvent, EndEvent, ErrorEvent, InactiveEvent, SegmentEvent, StreamEvent } from '../schemas/events.ts'
 import { Mode, StartMessage, StopMessage } from '../schemas/messages.ts'
 import { ErrorResponse } from '../schemas/error-codes.ts'
+import type { AuthPolicy } from './auth/index.ts'
 
 // The OpenAPI 3.1 description of the HTTP routes, built by @fastify/swagger from the route
 // schemas (TypeBox), served at /api/v1/openapi.json and /api/v1/openapi.yaml, with a Swagger UI
@@ -29,8 +30,27 @@ export const SHARED_SCHEMAS = [AudioFormat, Encoding, Mode, StartMessage, StopMe
 export const TAGS = [
   { name: 'streaming', description: 'Audio in, events out: the HTTP/2 duplex upload (the WebSocket routes are in asyncapi.yaml)' },
   { name: 'sessions', description: 'Paired sessions: audio by POST, events by Server-Sent Events, for browsers and clients that cannot stream a request body' },
-  { name: 'operations', description: 'Health, readiness, metrics and this description' }
+  { name: 'operations', description: 'Health, readiness, metrics and this description' },
+  { name: 'auth', description: 'Short-lived tokens that a backend holding an API key hands to a browser page' }
 ]
+
+// How a client authenticates when the server has API keys (auth.api_keys); a server without
+// keys ignores both. The WebSocket's ways (the same two, plus the `token` subprotocol) are in
+// asyncapi.yaml.
+export const SECURITY_SCHEMES = {
+  apiKey: { type: 'http' as const, scheme: 'bearer', description: 'An API key (auth.api_keys), or a token from createToken, as `Authorization: Bearer <key>`' },
+  token: { type: 'apiKey' as const, in: 'query', name: 'token', description: 'A token from createToken as `?token=`, for clients that cannot send headers (EventSource, WebSocket in a browser). Never an API key: URLs end up in logs' }
+}
+
+// What each route's auth policy (its config.auth, plugins/auth) means as OpenAPI security.
+function securityOf (policy: AuthPolicy | undefined): Json[] {
+  switch (policy) {
+    case 'stream': return [{ apiKey: [] }, { token: [] }]
+    // Open to all; a key adds to the answer (the session count of getHealth).
+    case 'public': return [{}, { apiKey: [] }]
+    default: return [{ apiKey: [] }]
+  }
+}
 
 type Json = Record<string, unknown>
 
@@ -108,8 +128,7 @@ export const ROUTE_DOCS: Record<string, Json> = {
   'GET /api/v1/openapi.json': { response: { 200: { description: 'This document', content: { 'application/json': { schema: { type: 'object' } } } } } },
   'GET /api/v1/openapi.yaml': { response: { 200: { description: 'This document', content: { 'application/yaml': { schema: { type: 'string' } } } } } },
   'GET /api/v1/health': { tags: ['operations'] },
-  'GET /api/v1/ready': { tags: ['operations'] },
-  'GET /metrics': { tags: ['operations'] }
+  'GET /api/v1/ready': { tags: ['operations'] }
 }
 
 // The route's own schema wins; the documentation fills what it lacks (per status for responses).
@@ -179,11 +198,16 @@ async function openapi (app: FastifyInstance): Promise<void> {
         title: 'streamer HTTP API',
         version: VERSION,
         description: 'Audio streams in, observations stream out. The streaming routes answer with `text/event-stream`: each event is ' +
-          '`event: <type>`, `id: <n>`, `data: <a StreamEvent as JSON>`. The WebSocket routes and the SSE message flows are described in asyncapi.yaml.',
+          '`event: <type>`, `id: <n>`, `data: <a StreamEvent as JSON>`. The WebSocket routes and the SSE message flows are described in asyncapi.yaml.\n\n' +
+          'Authentication is off unless the server is given API keys (auth.api_keys). Then every route needs `Authorization: Bearer <key>`, except ' +
+          'health and readiness; the streaming and paired-session routes also take a short-lived token from createToken, as `?token=` or as the bearer. ' +
+          'Missing or bad credentials are refused with 401 `unauthorized`, valid ones outside their scope with 403 `forbidden`, and an address that keeps ' +
+          'sending bad ones with 429 `rate_limited` and Retry-After.',
         license: { name: 'MIT' }
       },
       servers: [{ url: 'http://localhost:8080', description: 'A local server (npm start)' }],
-      tags: TAGS
+      tags: TAGS,
+      components: { securitySchemes: SECURITY_SCHEMES }
     },
     // OpenAPI 3.1 is JSON Schema 2020-12: `const` stays `const`.
     convertConstToEnum: false,
@@ -203,6 +227,7 @@ async function openapi (app: FastifyInstance): Promise<void> {
         else if (key === 'response') transformed.response = referenceResponses(plain as Json, components)
         else transformed[key] = value
       }
+      transformed.security = securityOf(route.config?.auth)
       return { schema: transformed as unknown as typeof ownSchema, url: path }
     },
     transformObject: (documentObject) => {
@@ -230,7 +255,12 @@ async function openapi (app: FastifyInstance): Promise<void> {
     if (documented.size > 0) throw new Error(`plugins/openapi.ts documents routes that do not exist: ${[...documented].join(', ')}`)
   })
 
-  await app.register(swaggerUi, { routePrefix: DOCS_URL, uiConfig: { deepLinking: true } })
+  // The docs page (only: not the served or committed document) links to the try-it page at /.
+  await app.register(swaggerUi, {
+    routePrefix: DOCS_URL,
+    uiConfig: { deepLinking: true },
+    transformSpecification: (document) => ({ ...document, info: { ...document.info, description: `${String(document.info?.description ?? '')}\n\n**[Try it in the browser](/)**: stream your microphone or a file and see what the server hears.` } })
+  })
 
   app.get(OPENAPI_JSON_URL, { schema: { operationId: 'getOpenApiJson', summary: 'This document, as JSON', tags: ['operations'] } }, async () => app.swagger())
   app.get(OPENAPI_YAML_URL, { schema: { operationId: 'getOpenApiYaml', summary: 'This document, as YAML', tags: ['operations'] } }, async (_request, reply) => {

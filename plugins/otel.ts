@@ -1,6 +1,7 @@
 import { FastifyOtelInstrumentation } from '@fastify/otel'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
+import { redactUrl } from './auth/index.ts'
 
 // Scraped and probed every few seconds: a span each would drown the traces that matter.
 const QUIET = new Set(['/metrics', '/api/v1/health', '/api/v1/ready'])
@@ -10,7 +11,9 @@ const QUIET = new Set(['/metrics', '/api/v1/health', '/api/v1/ready'])
 // on (see src/observability/tracing.ts), and first, so it sees every route defined after it.
 async function otel (app: FastifyInstance): Promise<void> {
   const instrumentation = new FastifyOtelInstrumentation({
-    ignorePaths: ({ url }) => QUIET.has(url.split('?', 1)[0] ?? url)
+    ignorePaths: ({ url }) => QUIET.has(url.split('?', 1)[0] ?? url),
+    // The request span's url.path is the URL with its query: a ?token= must not be exported.
+    requestHook: (span, request) => { span.setAttribute('url.path', redactUrl(request.url)) }
   })
   await app.register(instrumentation.plugin())
 }

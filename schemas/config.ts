@@ -46,6 +46,7 @@ export const LimitsConfig = Type.Object({
   max_outbound_bytes: Type.Integer({ minimum: 1024, default: 1048576, description: 'Events one client may leave unread; past it interim segments are dropped (counted in end), and a final that would be dropped ends the stream with slow_consumer' }),
   ping_interval_seconds: Type.Number({ minimum: 0.1, default: 20, description: 'The server pings each WebSocket this often and closes one that did not answer the previous ping' }),
   max_sessions_per_ip: Type.Integer({ minimum: 0, default: 0, description: 'Open sessions per client address (0: no per-address cap); more are refused with too_many_sessions' }),
+  max_sessions_per_key: Type.Integer({ minimum: 0, default: 0, description: 'Open sessions per API key, those opened with its tokens included (0: no per-key cap); more are refused with too_many_sessions' }),
   max_streams_per_connection: Type.Integer({ minimum: 1, default: 100, description: 'Concurrent HTTP/2 streams per connection (advertised in SETTINGS and enforced)' })
 }, { $id: 'LimitsConfig', additionalProperties: false, description: 'Sizes, counts and periods that bound each stream and the server' })
 export type LimitsConfig = Static<typeof LimitsConfig>
@@ -57,7 +58,7 @@ export const PairedConfig = Type.Object({
   reorder_window: Type.Integer({ minimum: 1, default: 64, description: 'How many chunks past the highest contiguous seq may be held waiting for a gap to fill' }),
   reorder_max_bytes: Type.Integer({ minimum: 1024, default: 8388608, description: 'Largest total of chunks held waiting for a gap to fill' }),
   max_readers: Type.Integer({ minimum: 1, default: 4, description: 'Simultaneous events readers per session (each gets the whole stream)' }),
-  cors_origins: Type.Array(Type.String(), { default: ['*'], description: 'Origins allowed to call the paired-session routes: "*" or exact origins like "https://app.example.com"' })
+  cors_origins: Type.Array(Type.String(), { default: ['*'], description: 'Origins allowed to call the routes a browser page uses (paired sessions, the HTTP upload): "*" or exact origins like "https://app.example.com". Left unset with auth on: none' })
 }, { $id: 'PairedConfig', default: {}, additionalProperties: false, description: 'Paired sessions: audio POSTed in chunks by session id, events read from an EventSource' })
 export type PairedConfig = Static<typeof PairedConfig>
 
@@ -65,6 +66,23 @@ export const ShutdownConfig = Type.Object({
   drain_seconds: Type.Number({ minimum: 0, default: 20, description: 'On SIGTERM/SIGINT open streams are drained (told, finalised, end sent) for at most this long; then what is still open is ended with shutting_down and the process exits. The default fits in Kubernetes\' 30 s grace period' })
 }, { $id: 'ShutdownConfig', default: {}, additionalProperties: false, description: 'Graceful shutdown' })
 export type ShutdownConfig = Static<typeof ShutdownConfig>
+
+// Authentication: off with no keys (the server is open, and says so at start-up), on with one.
+export const AuthConfig = Type.Object({
+  api_keys: Type.Array(Type.String({ minLength: 1 }), { default: [], description: 'API keys a client sends as Authorization: Bearer <key>; each the key itself or "sha256:<64 hex digits>", the SHA-256 of the key. Empty: no authentication, every route is open' }),
+  token_secret: Type.Optional(Type.String({ minLength: 32, description: 'Signs the short-lived tokens of POST /api/v1/tokens (HMAC-SHA256); instances with the same secret accept each other\'s tokens. Unset: a random secret made at start-up, so tokens do not survive a restart or work on another instance' })),
+  token_max_ttl_seconds: Type.Integer({ minimum: 1, maximum: 86400, default: 3600, description: 'Longest lifetime a token may be asked for (expires_in; 60 s when not asked)' }),
+  max_failures: Type.Integer({ minimum: 1, default: 10, description: 'Requests with bad credentials one address may make within failure_window_seconds; then its requests are refused with rate_limited (429, Retry-After) until the window has passed' }),
+  failure_window_seconds: Type.Number({ minimum: 1, default: 60, description: 'The sliding window max_failures counts in' }),
+  sessions_per_minute_per_key: Type.Integer({ minimum: 1, default: 600, description: 'Sessions one API key (with its tokens) may open per minute; more are refused with rate_limited (429, Retry-After)' })
+}, { $id: 'AuthConfig', default: {}, additionalProperties: false, description: 'Authentication: API keys for servers, short-lived signed tokens for browsers' })
+export type AuthConfig = Static<typeof AuthConfig>
+
+export const MetricsConfig = Type.Object({
+  port: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, description: 'Serve /metrics on this port (on the same host) instead of the API port; 0: any free port' })),
+  require_auth: Type.Boolean({ default: true, description: 'With auth on, /metrics (on either port) needs an API key; false leaves it open, say on a port only Prometheus can reach' })
+}, { $id: 'MetricsConfig', default: {}, additionalProperties: false, description: 'The Prometheus endpoint' })
+export type MetricsConfig = Static<typeof MetricsConfig>
 
 // pino's levels; 'silent' turns logging off.
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
@@ -79,6 +97,8 @@ export const ServerConfig = Type.Object({
   vad: VadConfig,
   limits: LimitsConfig,
   paired: PairedConfig,
-  shutdown: ShutdownConfig
+  shutdown: ShutdownConfig,
+  auth: AuthConfig,
+  metrics: MetricsConfig
 }, { $id: 'ServerConfig', additionalProperties: false, description: 'The server\'s configuration (config.json)' })
 export type ServerConfig = Static<typeof ServerConfig>

@@ -28,7 +28,9 @@ const CATALOGUE = {
   stop_without_start: { ends_stream: false, meaning: 'A stop arrived with no stream running.' },
   frame_too_large: { status: 413, close: 1009, ends_stream: true, meaning: 'A frame, chunk or upload exceeded the configured size (limits.max_frame_bytes, limits.max_upload_bytes). A WebSocket closes with 1009 and an HTTP upload ends; a refused paired chunk leaves the session open.' },
   upgrade_required: { status: 426, ends_stream: false, meaning: 'A plain HTTP request reached a WebSocket route: connect with a WebSocket (Upgrade: websocket), or use the HTTP upload with POST.' },
-  rate_limited: { status: 429, ends_stream: false, retry_after: 1, meaning: 'The stream is sending audio faster than the server works through it (limits.max_buffered_seconds): the paired chunk was not taken; send it again after Retry-After.' },
+  rate_limited: { status: 429, ends_stream: false, retry_after: 1, meaning: 'Too much, too fast; wait Retry-After seconds. A paired chunk: the stream is sending audio faster than the server works through it (limits.max_buffered_seconds), so the chunk was not taken: send it again. A new session: its API key opened auth.sessions_per_minute_per_key sessions in the last minute. Any request: this address sent auth.max_failures requests with bad credentials within auth.failure_window_seconds.' },
+  unauthorized: { status: 401, ends_stream: false, meaning: 'The server requires credentials (auth.api_keys is set) and the request had none, or they are not valid: a wrong API key, or a token that is malformed, forged, expired or issued by a key no longer accepted. Send Authorization: Bearer <key>, or a token from POST /api/v1/tokens as ?token= or as the WebSocket subprotocol pair ["token", <token>]. A WebSocket upgrade is refused with this status before any frame.' },
+  forbidden: { status: 403, ends_stream: false, meaning: 'The credentials are valid but do not cover this request: a token scoped to another mode or to another paired session, or a token where only an API key is accepted (POST /api/v1/tokens, /metrics, /docs and the API descriptions, the session count of /api/v1/health).' },
   idle_timeout: { close: 1008, ends_stream: true, meaning: 'No audio and no keepalive for limits.idle_timeout_seconds: the results for the audio received were sent, then the stream ended.' },
   max_duration: { close: 1008, ends_stream: true, meaning: 'The stream carried limits.max_stream_seconds of audio: the results for that audio were sent, audio past the limit was not taken, and the stream ended.' },
   slow_consumer: { close: 1008, ends_stream: true, meaning: 'The client left more than limits.max_outbound_bytes of events unread and a final result could not be delivered: the stream ended.' },
@@ -47,7 +49,7 @@ const CATALOGUE = {
   internal: { status: 500, close: 1011, ends_stream: false, meaning: 'A server fault (for example a crashed worker). Inside a stream it concerns one segment and the stream goes on; a fault of the transport itself ends the connection.' },
   not_ready: { status: 503, close: 1013, retry_after: 5, ends_stream: false, meaning: 'The server is starting, or every model thread is stuck, and takes no streams; retry shortly.' },
   shutting_down: { status: 503, close: 1012, retry_after: 5, ends_stream: true, meaning: 'The server is shutting down: new streams are refused, and a stream still open when the drain deadline (shutdown.drain_seconds) passes is ended.' },
-  too_many_sessions: { status: 503, close: 1013, retry_after: 2, ends_stream: false, meaning: 'The server (limits.max_sessions) or this client address (limits.max_sessions_per_ip) is at its limit of open sessions; retry shortly.' }
+  too_many_sessions: { status: 503, close: 1013, retry_after: 2, ends_stream: false, meaning: 'The server (limits.max_sessions), this client address (limits.max_sessions_per_ip) or this API key (limits.max_sessions_per_key) is at its limit of open sessions; retry shortly.' }
 } as const satisfies Record<string, ErrorSpec>
 
 export type ErrorCode = keyof typeof CATALOGUE
@@ -73,12 +75,15 @@ export class ApiError extends Error {
   readonly code: ErrorCode
   readonly statusCode: number
   readonly field: string | undefined
-  constructor (code: ErrorCode, message: string, options: { field?: string } = {}) {
+  /** Seconds to wait before retrying (Retry-After): the catalogue's, unless this refusal knows better. */
+  readonly retryAfter: number | undefined
+  constructor (code: ErrorCode, message: string, options: { field?: string, retryAfter?: number } = {}) {
     super(message)
     this.name = 'ApiError'
     this.code = code
     this.statusCode = ERRORS[code].status ?? 500
     this.field = options.field
+    this.retryAfter = options.retryAfter ?? ERRORS[code].retry_after
   }
 
   /** The error as an HTTP refusal body. */

@@ -66,6 +66,31 @@ const MODES = {
   simple: 'Every sample goes through the model, in order, in chunks; no VAD and no active/inactive events. Queued audio is merged into one inference when the model is busy; results come back in audio order.'
 } as const
 
+// Authentication, when the server has API keys (auth.api_keys; without them both are ignored).
+const AUTH = 'With API keys configured on the server (auth.api_keys), the upgrade needs one: `Authorization: Bearer <key>` from a server, or, from a browser ' +
+  '(which cannot set headers on a WebSocket), a short-lived token from `POST /api/v1/tokens` as the subprotocols `new WebSocket(url, [\'token\', token])` ' +
+  '(the server answers with the `token` subprotocol) or as `?token=`. Missing or bad credentials refuse the upgrade with HTTP 401, a token scoped to the ' +
+  'other mode or to a paired session with 403, an address that keeps sending bad ones with 429: the socket never opens, so a browser sees a failed connection. ' +
+  'A token is checked when the socket opens; the connection is not cut when it expires later.'
+const SECURITY_SCHEMES = {
+  bearer: { type: 'http', scheme: 'bearer', description: 'An API key, or a token from POST /api/v1/tokens, as `Authorization: Bearer <key>`' },
+  token: { type: 'httpApiKey', in: 'query', name: 'token', description: 'A token from POST /api/v1/tokens as `?token=` (EventSource and browsers cannot send headers); on a WebSocket also as the subprotocol pair `token`, `<token>`' }
+}
+const SECURITY = [ref('#/components/securitySchemes/bearer'), ref('#/components/securitySchemes/token')]
+// The WebSocket binding: what the upgrade request may carry.
+const WS_BINDING = {
+  method: 'GET',
+  query: { type: 'object', properties: { token: { type: 'string', description: 'A token from POST /api/v1/tokens' } } },
+  headers: {
+    type: 'object',
+    properties: {
+      Authorization: { type: 'string', description: '`Bearer <API key or token>`' },
+      'Sec-WebSocket-Protocol': { type: 'string', description: '`token, <token>`: what `new WebSocket(url, [\'token\', token])` sends; the server selects `token`' }
+    }
+  },
+  bindingVersion: '0.1.0'
+}
+
 export function buildAsyncApi (): Json {
   const eventRefs = Object.fromEntries(EVENTS.map((e) => [e.name, ref(`#/components/messages/${e.name}`)]))
   const channels: Json = {}
@@ -81,10 +106,10 @@ export function buildAsyncApi (): Json {
         'Start a stream with a start message, send audio, end it with a stop message; every result for the audio received follows, then `end`. ' +
         'After `end` a new start may begin another stream on the same connection. A start during a stream ends the current one first. ' +
         'Close codes (RFC 6455): 1000 after a stop with `disconnect: true`, 1009 for a frame over the size limit, 1001 when the server shuts down, 1011 on a server fault. ' +
-        'A refused control message is answered with an `error` event and the connection stays open.',
+        'A refused control message is answered with an `error` event and the connection stays open.\n\n' + AUTH,
       servers: [ref('#/servers/websocket')],
       messages: { start: ref('#/components/messages/start'), stop: ref('#/components/messages/stop'), keepalive: ref('#/components/messages/keepalive'), finalize: ref('#/components/messages/finalize'), audio: ref('#/components/messages/audio'), ...eventRefs },
-      bindings: { ws: { method: 'GET', bindingVersion: '0.1.0' } }
+      bindings: { ws: WS_BINDING }
     }
     operations[`${ws}ReceiveControl`] = {
       action: 'receive',
@@ -115,7 +140,7 @@ export function buildAsyncApi (): Json {
       description: `${MODES[mode]}\n\n\`POST\` (or \`PUT\`) with the audio as the streamed request body: raw PCM with the format in query parameters named like the start message's fields ` +
         '(`?sample_rate=16000&channels=1&bit_depth=16&is_float=false&interim_results=true`), or a WAV file with `Content-Type: audio/wav`. ' +
         `The response is \`text/event-stream\` and events flow while the upload goes on (full duplex on HTTP/2: h2c with prior knowledge, or TLS). The end of the body is the stop. ${SSE_FRAMING} ` +
-        'A request refused before the stream starts gets a plain HTTP error (see openapi.yaml).',
+        'A request refused before the stream starts gets a plain HTTP error (see openapi.yaml); with API keys configured it needs `Authorization: Bearer <key or token>` or `?token=`.',
       servers: [ref('#/servers/http')],
       messages: { audio: ref('#/components/messages/audio'), ...eventRefs },
       bindings: { http: { bindingVersion: '0.3.0' } }
@@ -143,7 +168,8 @@ export function buildAsyncApi (): Json {
     title: 'Paired session: events',
     description: 'For browsers and clients that cannot stream a request body. Create the session with `POST /api/v1/sessions` (a start message plus `mode`; see openapi.yaml), ' +
       'post audio chunks to its audio URL, read events here with `GET` (EventSource-compatible), and `POST` its stop URL to end it. ' +
-      `${SSE_FRAMING} A reconnect with \`Last-Event-ID\` (or \`?last_event_id=\`) resumes without loss; after \`end\` a reconnect gets 204.`,
+      `${SSE_FRAMING} A reconnect with \`Last-Event-ID\` (or \`?last_event_id=\`) resumes without loss; after \`end\` a reconnect gets 204. ` +
+      'With API keys configured, an EventSource sends its token as `?token=` (a token scoped to this session with `session_id` is enough); a reconnect after the token expired is refused with 401.',
     servers: [ref('#/servers/http')],
     parameters: sessionParameters,
     messages: eventRefs,
@@ -244,14 +270,15 @@ export function buildAsyncApi (): Json {
     },
     defaultContentType: 'application/json',
     servers: {
-      websocket: { host: 'localhost:8080', protocol: 'ws', description: 'A local server (`npm start`); `wss` when TLS is configured' },
-      http: { host: 'localhost:8080', protocol: 'http', description: 'The same port: HTTP/1.1 and HTTP/2 (h2c prior knowledge); `https` with TLS' }
+      websocket: { host: 'localhost:8080', protocol: 'ws', description: 'A local server (`npm start`); `wss` when TLS is configured', security: SECURITY },
+      http: { host: 'localhost:8080', protocol: 'http', description: 'The same port: HTTP/1.1 and HTTP/2 (h2c prior knowledge); `https` with TLS', security: SECURITY }
     },
     channels,
     operations,
     components: {
       schemas: schemaComponents([AudioFormat, Encoding, Mode, StartMessage, StopMessage, KeepaliveMessage, FinalizeMessage, StartedEvent, SegmentEvent, DataEvent, ActiveEvent, InactiveEvent, AckEvent, FinalizedEvent, ErrorEvent, ShutdownEvent, EndEvent, StreamEvent]),
-      messages
+      messages,
+      securitySchemes: SECURITY_SCHEMES
     }
   }
 }

@@ -13,6 +13,9 @@ import requestLog from '../plugins/request-log.ts'
 import websocketTransport from '../plugins/websocket/index.ts'
 import httpStreamTransport from '../plugins/http-stream/index.ts'
 import pairedSessionTransport from '../plugins/paired-session/index.ts'
+import auth, { withLogRedaction } from '../plugins/auth/index.ts'
+import corsPolicy from '../plugins/auth/cors.ts'
+import tokensRoute from '../plugins/auth/tokens.ts'
 import { StreamerMetrics } from './observability/metrics.ts'
 import { StreamTelemetry } from './observability/session-telemetry.ts'
 import { tracingEnabled } from './observability/tracing.ts'
@@ -41,7 +44,8 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
     pluginTimeout: 0,
     // One port: HTTP/1.1 (+ WebSocket upgrade) and HTTP/2 (h2c prior knowledge, or TLS + ALPN).
     serverFactory: dualProtocolServerFactory({ tls: readTls(options.config, options.configDir), maxConcurrentStreams: options.config.limits.max_streams_per_connection }),
-    ...options.fastify
+    // A token in a URL (?token=) never reaches a log line (plugins/auth).
+    ...withLogRedaction(options.fastify)
   })
   // Tracing first, so @fastify/otel sees every route; only when tracing is on at all.
   if (tracingEnabled()) await app.register(otel)
@@ -52,13 +56,19 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
   // and @fastify/swagger describes the routes as they are added.
   await app.register(errors)
   await app.register(requestLog)
+  // Authentication (plugins/auth/): CORS first, so preflights are answered and refusals carry
+  // CORS headers; then the hook every route's requests pass, before any route is added.
+  await app.register(corsPolicy, { config: options.config })
+  await app.register(auth, { config: options.config })
   await app.register(openapi)
+  await app.register(tokensRoute)
   await app.register(streamerCore, { config: options.config, configDir: options.configDir, observer, background: options.background })
   await app.register(metricsPlugin, { metrics })
   await app.register(health)
   await app.register(websocketTransport)
   await app.register(httpStreamTransport)
   await app.register(pairedSessionTransport)
+  await app.register(import('../plugins/web-page.ts')) // the try-it page: / and /web/* (web/)
   return app
 }
 

@@ -69,7 +69,10 @@ export function accepted (schema: TSchema): string {
   switch (schema[Kind]) {
     case 'Integer': return `an integer${range()}`
     case 'Number': return `a number${range()}`
-    case 'String': return 'a string'
+    case 'String': {
+      const min = (schema as { minLength?: number }).minLength
+      return min !== undefined && min > 1 ? `a string of at least ${min} characters` : min === 1 ? 'a non-empty string' : 'a string'
+    }
     case 'Boolean': return 'true or false'
     case 'Literal': return JSON.stringify(schema.const)
     case 'Union': {
@@ -78,14 +81,21 @@ export function accepted (schema: TSchema): string {
       return members.map(accepted).join(' or ')
     }
     case 'Array': {
-      const items = accepted(schema.items as TSchema)
-      return `an array of ${items.replace(/^an? /, '')}s`
+      const item = schema.items as TSchema
+      // "an array of non-empty strings", not "an array of a non-empty strings".
+      if (item[Kind] === 'String') return `an array of ${accepted(item).replace(/^an? /, '').replace(/string/, 'strings')}`
+      return `an array of ${accepted(item).replace(/^an? /, '')}s`
     }
     case 'Object':
     case 'Record': return 'an object'
     default: return 'a valid value'
   }
 }
+
+// Fields whose values are secrets: a message about them never quotes the value, since start-up
+// errors go to stderr and from there to whatever collects it.
+const SECRET_FIELDS = ['auth.api_keys', 'auth.token_secret']
+const isSecretField = (field: string): boolean => SECRET_FIELDS.some((secret) => field === secret || field.startsWith(`${secret}.`))
 
 // A value as a message shows it: JSON, cut short if long.
 function shown (value: unknown): string {
@@ -142,7 +152,7 @@ function problemsOf (errors: Iterable<ValueError>, prefix: (key: string) => stri
       const guess = closest(key, field === key && prefix(key) === '' ? [...known, ...DUMMY_FIELDS] : known)
       problems.push(`unknown field ${field}${guess !== undefined ? ` (did you mean ${guess}?)` : ''}`)
     } else {
-      problems.push(`${field || 'the configuration'} must be ${accepted(error.schema)}, got ${shown(error.value)}`)
+      problems.push(`${field || 'the configuration'} must be ${accepted(error.schema)}, got ${isSecretField(field) ? 'a value not shown here (a secret)' : shown(error.value)}`)
     }
   }
   return problems
@@ -168,7 +178,12 @@ export const ENV: ReadonlyArray<readonly [name: string, path: readonly string[]]
   ['MAX_BUFFERED_SECONDS', ['limits', 'max_buffered_seconds']],
   ['MAX_OUTBOUND_BYTES', ['limits', 'max_outbound_bytes']],
   ['MAX_SESSIONS_PER_IP', ['limits', 'max_sessions_per_ip']],
-  ['SHUTDOWN_DRAIN_SECONDS', ['shutdown', 'drain_seconds']]
+  ['MAX_SESSIONS_PER_KEY', ['limits', 'max_sessions_per_key']],
+  ['SHUTDOWN_DRAIN_SECONDS', ['shutdown', 'drain_seconds']],
+  // Comma-separated: key1,key2,sha256:<hex>.
+  ['STREAMER_API_KEYS', ['auth', 'api_keys']],
+  ['STREAMER_TOKEN_SECRET', ['auth', 'token_secret']],
+  ['METRICS_PORT', ['metrics', 'port']]
 ]
 
 function schemaAt (path: readonly string[]): TSchema {
@@ -184,6 +199,8 @@ const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/
 function parseEnv (raw: string, schema: TSchema): unknown {
   if (schema[Kind] === 'Integer') return INTEGER.test(raw) ? Number(raw) : raw
   if (schema[Kind] === 'Number') return NUMBER.test(raw) ? Number(raw) : raw
+  // Lists are comma-separated; blanks around a comma (and a trailing comma) are not entries.
+  if (schema[Kind] === 'Array') return raw.split(',').map((item) => item.trim()).filter((item) => item !== '')
   return raw
 }
 
@@ -198,7 +215,7 @@ function fromEnv (env: NodeJS.ProcessEnv): { values: Json, problems: string[] } 
     const schema = schemaAt(path)
     const value = parseEnv(raw, schema)
     if (!Value.Check(schema, value)) {
-      problems.push(`${name} must be ${accepted(schema)}, got ${JSON.stringify(raw)}`)
+      problems.push(`${name} must be ${accepted(schema)}, got ${isSecretField(path.join('.')) ? `${raw.length} characters (not shown: a secret)` : JSON.stringify(raw)}`)
       continue
     }
     let node = values
@@ -252,8 +269,9 @@ export function loadConfig (options: { env?: NodeJS.ProcessEnv, file?: string | 
   }
   const fromEnvironment = fromEnv(env)
   const merged = deepMerge(deepMerge(deepMerge({ model: {}, vad: {}, limits: {} }, file), options.overrides ?? {}), fromEnvironment.values)
+  authDefaults(merged)
   const config = Value.Default(ServerConfig, merged) as ServerConfig
-  const problems = problemsOf(Value.Errors(ServerConfig, config))
+  const problems = [...problemsOf(Value.Errors(ServerConfig, config)), ...keyProblems(config)]
   // The dummy's options are checked here too, so a typo in them fails before the server
   // listens, with the same kind of message, instead of when its workers load. A field of the
   // flat Rust shape is named as the file has it, at the top level.
@@ -267,4 +285,26 @@ export function loadConfig (options: { env?: NodeJS.ProcessEnv, file?: string | 
     throw new ConfigError(message, [...fromEnvironment.problems, ...problems])
   }
   return { config, configDir: source !== null ? dirname(source) : cwd, source }
+}
+
+// Defaults that depend on whether authentication is on. With API keys, a browser page may call
+// the API only from origins the operator names: paired.cors_origins left unset means none, not
+// "*" (set it, to "*" even, to allow pages).
+function authDefaults (merged: Json): void {
+  const keys = isObject(merged.auth) ? merged.auth.api_keys : undefined
+  if (!Array.isArray(keys) || keys.length === 0) return
+  const paired = isObject(merged.paired) ? merged.paired : {}
+  if (paired.cors_origins === undefined) merged.paired = { ...paired, cors_origins: [] }
+}
+
+// A key written as its hash must be one: "sha256:" and the 64 hex digits of a SHA-256.
+const HASHED_KEY = /^sha256:[0-9a-f]{64}$/i
+function keyProblems (config: ServerConfig): string[] {
+  // Checked before the schema's own errors are reported: the file may hold anything here.
+  const auth: unknown = config.auth
+  const keys = isObject(auth) ? auth.api_keys : undefined
+  if (!Array.isArray(keys)) return []
+  return keys.flatMap((key: unknown, index) => typeof key === 'string' && key.toLowerCase().startsWith('sha256:') && !HASHED_KEY.test(key)
+    ? [`auth.api_keys.${index} starts with "sha256:" but is not followed by the 64 hex digits of a SHA-256 (write the key itself, or sha256:$(printf %s KEY | sha256sum))`]
+    : [])
 }

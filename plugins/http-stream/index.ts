@@ -1,7 +1,8 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { ApiError, retryAfterOf } from '../../schemas/error-codes.ts'
+import { ApiError } from '../../schemas/error-codes.ts'
 import type { Mode } from '../../schemas/messages.ts'
 import type { StartRequest } from '../../src/core/start-request.ts'
+import { keyIdOf } from '../auth/index.ts'
 import { toApiError } from '../errors.ts'
 import { openEventStream } from '../event-stream.ts'
 import { BodyReader } from './body-reader.ts'
@@ -33,6 +34,8 @@ export default async function httpStreamTransport (app: FastifyInstance): Promis
       method: ['POST', 'PUT'],
       url: `/api/v1/${mode}`,
       schema: { querystring },
+      // A key or a token (for this mode), checked before the content type or any body byte.
+      config: { auth: 'stream', authMode: mode },
       // Content type and declared length are refused before anything else is read.
       onRequest: async (request) => {
         bodyKindOf(request)
@@ -43,7 +46,7 @@ export default async function httpStreamTransport (app: FastifyInstance): Promis
         const kind = bodyKindOf(request)
         // A raw body's format is all in the query: a bad one is refused before capacity is.
         const rawStart = kind === 'raw' ? queryNamed(() => streamer.startParser.parse(startBody(request, null))) : null
-        streamer.admit(request.ip)
+        streamer.admit(request.ip, keyIdOf(request.auth))
         const body = new BodyReader(request.raw, limits.max_upload_bytes)
         try {
           let wavDataBytes: number | null = null
@@ -70,7 +73,7 @@ export default async function httpStreamTransport (app: FastifyInstance): Promis
   function stream (request: UploadRequest, reply: FastifyReply, mode: Mode, start: StartRequest, body: BodyReader, wavDataBytes: number | null): void {
     // Checked again before the 200 goes out (openStream checks too, in the same tick): waiting
     // for a WAV header may have let other sessions fill the server, or shutdown begin.
-    streamer.admit(request.ip)
+    streamer.admit(request.ip, keyIdOf(request.auth))
     const events = openEventStream(request, reply)
     let nextId = 0
     const stream = streamer.openStream({
@@ -78,6 +81,7 @@ export default async function httpStreamTransport (app: FastifyInstance): Promis
       mode,
       start,
       client: request.ip,
+      key: keyIdOf(request.auth),
       sink: {
         send: (event) => { events.send(event, nextId++) },
         // Flow control: a paused request stops reading, and TCP (or HTTP/2's window) tells the client.
@@ -147,8 +151,7 @@ function refuse (request: FastifyRequest, reply: FastifyReply, error: ApiError):
   request.log.debug({ code: error.code, field: error.field }, 'upload refused')
   // HTTP/1.1: the rest of an unread upload cannot be skipped; HTTP/2 resets the stream instead.
   if (request.raw.httpVersionMajor < 2) reply.header('connection', 'close')
-  const retryAfter = retryAfterOf(error.code)
-  if (retryAfter !== undefined) reply.header('retry-after', String(retryAfter))
+  if (error.retryAfter !== undefined) reply.header('retry-after', String(error.retryAfter))
   void reply.code(error.statusCode).type('application/json; charset=utf-8').send(error.toResponse())
   stopUpload(request.raw, reply)
 }

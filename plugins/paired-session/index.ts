@@ -1,5 +1,4 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import cors from '@fastify/cors'
 import { Type } from '@sinclair/typebox'
 import { ApiError, ErrorResponse } from '../../schemas/error-codes.ts'
 import { Mode } from '../../schemas/messages.ts'
@@ -14,6 +13,7 @@ import {
 } from '../../schemas/paired-session.ts'
 import { SessionRegistry } from '../../src/core/session-registry.ts'
 import type { Stream, StreamSink } from '../../src/core/stream.ts'
+import { checkScope, keyIdOf } from '../auth/index.ts'
 import { openEventStream, type EventStream } from '../event-stream.ts'
 import { PairedSessions, parseLastEventId, type EventReader } from './paired-session.ts'
 
@@ -27,8 +27,10 @@ export const PAIRED_PREFIX = '/api/v1/sessions'
 //   POST /api/v1/sessions/{id}/audio?seq=N   raw PCM chunk -> 200 applied / 202 held for a gap
 //   POST /api/v1/sessions/{id}/stop       -> 202; final results, then `end`, on the events stream
 //
-// Everything here is encapsulated (no fastify-plugin): the CORS policy and the body parsers
-// apply to these routes only.
+// Everything here is encapsulated (no fastify-plugin): the body parsers apply to these routes
+// only. CORS for these routes (and the HTTP upload) is plugins/auth/cors.ts, at the root, so it
+// answers before authentication does. With auth on, every route needs a key or a token; a
+// token scoped to a session (session_id) may use that session's routes only.
 export default async function pairedSessionTransport (app: FastifyInstance): Promise<void> {
   await app.register(routes, { prefix: PAIRED_PREFIX })
 }
@@ -56,7 +58,13 @@ async function routes (app: FastifyInstance): Promise<void> {
   const config = streamer.config.paired
   const maxFrameBytes = streamer.config.limits.max_frame_bytes
   const maxOutboundBytes = streamer.config.limits.max_outbound_bytes
-  const sessions = new PairedSessions({ limits: config })
+  // Each session's mode, for tokens scoped to a mode; forgotten with the session.
+  const modes = new Map<string, Mode>()
+  const sessions = new PairedSessions({ limits: config, onClose: (session) => { modes.delete(session.id) } })
+  app.addHook('onRequest', async (request) => {
+    const id = (request.params as { id?: unknown } | undefined)?.id
+    if (typeof id === 'string') checkScope(request.auth, { sessionId: id, mode: modes.get(id) })
+  })
   // The create body: the start message's fields (with this server's channel limit) plus the mode.
   const createBody = Type.Composite([
     Type.Object({
@@ -65,16 +73,6 @@ async function routes (app: FastifyInstance): Promise<void> {
     }),
     streamer.startParser.schema
   ], { $id: 'PairedSessionCreate', additionalProperties: false, description: 'A start message plus the mode' })
-
-  // Ids are the only credential, so no cookies: credentials stay off and nothing is exposed.
-  // Last-Event-ID is listed because EventSource sets it on a reconnect.
-  await app.register(cors, {
-    origin: config.cors_origins.includes('*') ? '*' : config.cors_origins,
-    methods: ['GET', 'POST'],
-    allowedHeaders: ['Content-Type', 'Last-Event-ID'],
-    credentials: false,
-    maxAge: 600
-  })
 
   // JSON may come as text/plain: a page can send it that way to skip the CORS preflight.
   app.addContentTypeParser('text/plain', { parseAs: 'string' }, app.getDefaultJsonParser('error', 'error'))
@@ -87,11 +85,15 @@ async function routes (app: FastifyInstance): Promise<void> {
 
   app.post<{ Body: { mode: Mode, request?: 'start' } & Parameters<typeof streamer.startParser.fromValidated>[0] }>('/', {
     schema: { body: createBody, response: { 201: PairedSessionCreated, ...ERROR_RESPONSES } },
+    config: { auth: 'stream' },
     onRequest: requireMediaType(['application/json', 'text/plain'], 'the start request as JSON')
   }, async (request, reply) => {
     const { mode, request: _request, ...fields } = request.body
+    // The mode is in the body: a token scoped to the other one (or to a session) stops here.
+    checkScope(request.auth, { mode })
     const start = streamer.startParser.fromValidated(fields)
-    streamer.admit(request.ip)
+    const key = keyIdOf(request.auth)
+    streamer.admit(request.ip, key)
     const id = SessionRegistry.newId()
     const paired = sessions.create(id)
     const sink: StreamSink = {
@@ -103,12 +105,13 @@ async function routes (app: FastifyInstance): Promise<void> {
     }
     let stream: Stream
     try {
-      stream = streamer.openStream({ transport: 'paired', mode, start, id, client: request.ip, sink })
+      stream = streamer.openStream({ transport: 'paired', mode, start, id, client: request.ip, key, sink })
     } catch (error) {
       paired.abort() // refused: the id is forgotten at once
       throw error
     }
     paired.attach(stream)
+    modes.set(id, mode)
     const base = `${PAIRED_PREFIX}/${id}`
     return reply.code(201).send({
       id,
@@ -121,6 +124,7 @@ async function routes (app: FastifyInstance): Promise<void> {
 
   app.get<{ Params: PairedSessionParams, Querystring: PairedEventsQuery }>('/:id/events', {
     schema: { params: PairedSessionParams, querystring: PairedEventsQuery, response: ERROR_RESPONSES },
+    config: { auth: 'stream' },
     // A HEAD would open (and count as) a reader; EventSource never sends one.
     exposeHeadRoute: false
   }, (request, reply) => {
@@ -163,7 +167,7 @@ async function routes (app: FastifyInstance): Promise<void> {
   app.post<{ Params: PairedSessionParams, Querystring: PairedAudioQuery, Body: Buffer | undefined }>('/:id/audio', {
     schema: { params: PairedSessionParams, querystring: PairedAudioQuery, response: { 200: PairedAudioAck, 202: PairedAudioAck, ...ERROR_RESPONSES } },
     bodyLimit: maxFrameBytes,
-    config: { quietRequestLog: true },
+    config: { quietRequestLog: true, auth: 'stream' },
     onRequest: requireMediaType(['application/octet-stream'], 'audio chunks as raw PCM')
   }, async (request, reply) => {
     const paired = sessions.get(request.params.id)
@@ -176,14 +180,15 @@ async function routes (app: FastifyInstance): Promise<void> {
 
   app.post<{ Params: PairedSessionParams }>('/:id/keepalive', {
     schema: { params: PairedSessionParams, response: { 204: Type.Null({ description: 'The idle clock started over' }), ...ERROR_RESPONSES } },
-    config: { quietRequestLog: true }
+    config: { quietRequestLog: true, auth: 'stream' }
   }, async (request, reply) => {
     sessions.get(request.params.id).keepalive()
     return reply.code(204).send()
   })
 
   app.post<{ Params: PairedSessionParams }>('/:id/finalize', {
-    schema: { params: PairedSessionParams, response: { 202: PairedFinalizeAck, ...ERROR_RESPONSES } }
+    schema: { params: PairedSessionParams, response: { 202: PairedFinalizeAck, ...ERROR_RESPONSES } },
+    config: { auth: 'stream' }
   }, async (request, reply) => {
     const paired = sessions.get(request.params.id)
     paired.finalize()
@@ -191,7 +196,8 @@ async function routes (app: FastifyInstance): Promise<void> {
   })
 
   app.post<{ Params: PairedSessionParams }>('/:id/stop', {
-    schema: { params: PairedSessionParams, response: { 202: PairedStopAck, ...ERROR_RESPONSES } }
+    schema: { params: PairedSessionParams, response: { 202: PairedStopAck, ...ERROR_RESPONSES } },
+    config: { auth: 'stream' }
   }, async (request, reply) => {
     const ack = sessions.get(request.params.id).stop()
     return reply.code(202).send(ack)

@@ -5,6 +5,7 @@ import { ApiError, closeCodeOf } from '../../schemas/error-codes.ts'
 import type { StreamEvent } from '../../schemas/events.ts'
 import type { Mode } from '../../schemas/messages.ts'
 import type { Stream } from '../../src/core/stream.ts'
+import { keyIdOf, selectSubprotocol } from '../auth/index.ts'
 
 // RFC 6455 close codes this transport uses itself; errors carry theirs in the catalogue.
 const CLOSE_NORMAL = 1000
@@ -21,7 +22,9 @@ export default async function websocketTransport (app: FastifyInstance): Promise
   const limits = app.streamer.config.limits
   const connections = new Set<Connection>()
   await app.register(websocket, {
-    options: { maxPayload: limits.max_frame_bytes },
+    // A browser sends its token as the subprotocols ['token', <token>] (the auth hook checks it
+    // before the upgrade); the handshake must then name `token`, or the browser drops the socket.
+    options: { maxPayload: limits.max_frame_bytes, handleProtocols: selectSubprotocol },
     // Shutdown: the core drains the streams (each closes its socket); sockets with no stream
     // running are closed here.
     preClose: async () => {
@@ -42,12 +45,14 @@ export default async function websocketTransport (app: FastifyInstance): Promise
       method: 'GET',
       url: `/api/v1/${mode}`,
       schema: { hide: true },
+      // The upgrade needs a key or a token (for this mode); a refusal is the HTTP answer to it.
+      config: { auth: 'stream', authMode: mode },
       // A plain GET (a browser, curl without the upgrade): say what this route is.
       handler: async () => {
         throw new ApiError('upgrade_required', `/api/v1/${mode} is a WebSocket route: connect with a WebSocket client (ws://host/api/v1/${mode}), or stream audio over HTTP with POST /api/v1/${mode}`)
       },
       wsHandler: (socket, request) => {
-        const connection = new Connection(app, socket, mode, request.log, request.ip)
+        const connection = new Connection(app, socket, mode, request.log, request.ip, keyIdOf(request.auth))
         connections.add(connection)
         socket.once('close', () => connections.delete(connection))
       }
@@ -66,6 +71,7 @@ class Connection {
   readonly #mode: Mode
   readonly #log: FastifyBaseLogger
   readonly #client: string
+  readonly #key: string | undefined // the API key's id, for the per-key limits
   #current: Stream | null = null
   #discardedBytes = 0
   #alive = true
@@ -75,12 +81,13 @@ class Connection {
   // A socket with no stream holds a connection too: it is closed after the idle limit.
   readonly #idle: NodeJS.Timeout
 
-  constructor (app: FastifyInstance, socket: WebSocket, mode: Mode, log: FastifyBaseLogger, client: string) {
+  constructor (app: FastifyInstance, socket: WebSocket, mode: Mode, log: FastifyBaseLogger, client: string, key: string | undefined) {
     this.socket = socket
     this.#app = app
     this.#mode = mode
     this.#log = log
     this.#client = client
+    this.#key = key
     const seconds = app.streamer.config.limits.idle_timeout_seconds
     this.#idle = setTimeout(() => {
       if (this.#current !== null) return // the stream's own idle limit applies
@@ -172,6 +179,7 @@ class Connection {
       mode: this.#mode,
       start: message.start,
       client: this.#client,
+      key: this.#key,
       sink: {
         send: (event) => { this.#send(event) },
         close: (error) => {

@@ -14,6 +14,12 @@ export type VadTaskRunner = (task: VadTask, transferList: ArrayBuffer[]) => Prom
 export interface VadBatcherOptions {
   /** Most streams in one worker task; more pending streams in one tick make several tasks. */
   maxBatch?: number
+  /**
+   * Tasks in flight at once (the VAD threads). While every thread is busy, requests wait here
+   * and go out together when one frees up: under load the batches grow by themselves, and an
+   * idle server sends each request at once.
+   */
+  maxInFlight?: number
 }
 
 interface Pending {
@@ -34,14 +40,19 @@ interface Pending {
 export class VadBatcher {
   readonly #run: VadTaskRunner
   readonly #maxBatch: number
+  readonly #maxInFlight: number
   #pending: Pending[] = []
   #scheduled = false
+  #inFlight = 0
 
   constructor (run: VadTaskRunner, options: VadBatcherOptions = {}) {
     const maxBatch = options.maxBatch ?? 64
     if (!Number.isInteger(maxBatch) || maxBatch < 1) throw new RangeError('maxBatch must be a positive integer')
+    const maxInFlight = options.maxInFlight ?? Infinity
+    if (!(maxInFlight >= 1)) throw new RangeError('maxInFlight must be at least 1')
     this.#run = run
     this.#maxBatch = maxBatch
+    this.#maxInFlight = maxInFlight
   }
 
   createStream (): VadStream {
@@ -61,10 +72,18 @@ export class VadBatcher {
 
   #dispatch (): void {
     this.#scheduled = false
-    const pending = this.#pending
-    this.#pending = []
-    for (let i = 0; i < pending.length; i += this.#maxBatch) {
-      this.#send(pending.slice(i, i + this.#maxBatch))
+    while (this.#pending.length > 0 && this.#inFlight < this.#maxInFlight) {
+      this.#send(this.#pending.splice(0, this.#maxBatch))
+    }
+  }
+
+  // A task settled: a thread is free for what waited meanwhile (gathered until the end of this
+  // turn of the loop, like any other dispatch).
+  #taskDone (): void {
+    this.#inFlight--
+    if (this.#pending.length > 0 && !this.#scheduled) {
+      this.#scheduled = true
+      setImmediate(() => { this.#dispatch() })
     }
   }
 
@@ -88,11 +107,13 @@ export class VadBatcher {
     })
 
     let task: Promise<VadResult>
+    this.#inFlight++
     try {
       task = this.#run({ steps, frames, contexts, states }, [buffer])
     } catch (error) {
       task = Promise.reject(error)
     }
+    task.finally(() => { this.#taskDone() }).catch(() => {})
     task.then(result => {
       let at = 0
       batch.forEach((p, i) => {

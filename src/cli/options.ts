@@ -15,6 +15,7 @@ export interface CliOptions {
   json: boolean
   quiet: boolean
   insecure: boolean
+  apiKey: string | undefined // sent as Authorization: Bearer on every request and the WebSocket upgrade
 }
 
 export const USAGE = `Usage: streamer-client [options] <file.wav>
@@ -36,6 +37,9 @@ Options:
   -j, --json                       print each event as one JSON line on stdout (summary goes to stderr)
   -q, --quiet                      no progress line and no summary
   -k, --insecure                   accept a TLS certificate that does not verify (self-signed)
+      --api-key <key>              the server's API key, sent as Authorization: Bearer <key> (default:
+                                   the STREAMER_API_KEY environment variable; a server without
+                                   auth.api_keys needs none)
   -h, --help                       show this help
 
 Reads 8-bit (unsigned), 16/24/32-bit integer, 32/64-bit float, mu-law and A-law WAV files,
@@ -52,8 +56,9 @@ mismatch); 130 interrupted.
 
 const MODES: readonly string[] = ['segmented', 'simple']
 
-// Returns null for --help.
-export function parseOptions (argv: string[]): CliOptions | null {
+// Returns null for --help. The environment is read for STREAMER_API_KEY: a key on the command
+// line is visible to every user of the machine (ps), one in the environment is not.
+export function parseOptions (argv: string[], env: NodeJS.ProcessEnv = process.env): CliOptions | null {
   let parsed
   try {
     parsed = parseArgs({
@@ -70,6 +75,7 @@ export function parseOptions (argv: string[]): CliOptions | null {
         json: { type: 'boolean', short: 'j', default: false },
         quiet: { type: 'boolean', short: 'q', default: false },
         insecure: { type: 'boolean', short: 'k', default: false },
+        'api-key': { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false }
       }
     })
@@ -91,6 +97,11 @@ export function parseOptions (argv: string[]): CliOptions | null {
   if (!Number.isFinite(chunkMs) || chunkMs <= 0 || chunkMs > 60000) {
     throw new CliError(`--chunk-ms '${values['chunk-ms']}' must be a number of milliseconds above 0 (at most 60000)`, EXIT_USAGE)
   }
+  const apiKey = values['api-key'] ?? (env.STREAMER_API_KEY === '' ? undefined : env.STREAMER_API_KEY)
+  // A header value cannot hold these: fetch and http2 would throw a less helpful error later.
+  if (apiKey !== undefined && (apiKey.trim() === '' || /[\r\n\0]/.test(apiKey))) {
+    throw new CliError(`--api-key${values['api-key'] === undefined ? ' (from STREAMER_API_KEY)' : ''} must be a non-empty key on one line`, EXIT_USAGE)
+  }
   return {
     file: positionals[0] as string,
     transport,
@@ -102,7 +113,8 @@ export function parseOptions (argv: string[]): CliOptions | null {
     chunkMs,
     json: values.json,
     quiet: values.quiet,
-    insecure: values.insecure
+    insecure: values.insecure,
+    apiKey
   }
 }
 

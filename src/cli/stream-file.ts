@@ -49,6 +49,7 @@ export async function streamFile (options: CliOptions, io: Io): Promise<number> 
       interimResults: options.interimResults,
       acks: options.acks,
       insecure: options.insecure,
+      apiKey: options.apiKey,
       audio: pacedChunks(wav, options, stats, sent, display, () => stopRequested || shutdown),
       onEvent: (event) => {
         if (event.type === 'shutdown') shutdown = true

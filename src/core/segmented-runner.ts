@@ -279,7 +279,7 @@ export class SegmentedRunner implements ChannelRunner {
     this.#inferringSamples += samples
     const result = this.#options.services.infer(audio, { signal: this.#options.signal }).then(
       (output) => segmentEvent(span, output),
-      (error: unknown) => inferenceErrorEvent(span, error, this.#options.onFault)
+      (error: unknown) => inferenceErrorEvent(span, error, this.#faultLog())
     ).finally(() => {
       this.#inferringSamples -= samples
       done?.()
@@ -301,5 +301,10 @@ export class SegmentedRunner implements ChannelRunner {
     this.#broken = true
     this.#options.onFault?.(error)
     this.#events.enqueue({ type: 'error', channel: this.#options.channel, code: 'internal', message: 'Internal server error' })
+  }
+
+  // Faults go to the log, except the aborts of a stream the client left (expected, not faults).
+  #faultLog (): ((error: unknown) => void) | undefined {
+    return this.#options.signal.aborted ? undefined : this.#options.onFault
   }
 }

@@ -85,7 +85,7 @@ export class SimpleRunner implements ChannelRunner {
       const samples = audio.length
       const result = this.#options.services.infer(audio, { signal: this.#options.signal }).then(
         (output) => segmentEvent(span, output),
-        (error: unknown) => inferenceErrorEvent(span, error, this.#options.onFault)
+        (error: unknown) => inferenceErrorEvent(span, error, this.#faultLog())
       ).finally(() => {
         this.#inFlight--
         this.#inFlightSamples -= samples
@@ -123,5 +123,10 @@ export class SimpleRunner implements ChannelRunner {
     }
     this.#queued -= samples
     return out
+  }
+
+  // Faults go to the log, except the aborts of a stream the client left (expected, not faults).
+  #faultLog (): ((error: unknown) => void) | undefined {
+    return this.#options.signal.aborted ? undefined : this.#options.onFault
   }
 }

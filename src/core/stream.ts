@@ -30,6 +30,7 @@ export interface StreamOptions {
   sink: StreamSink
   limits: LimitsConfig
   client: string | undefined
+  key?: string | undefined // the API key's id, for limits.max_sessions_per_key
   acks?: boolean // acknowledge audio as it is taken (ack events)
 }
 
@@ -52,6 +53,8 @@ export class Stream {
   readonly session: Session
   /** The client's address, for limits.max_sessions_per_ip. */
   readonly client: string | undefined
+  /** The id of the API key it was opened with, for limits.max_sessions_per_key. */
+  readonly key: string | undefined
   readonly openedAt = Date.now()
   readonly #sink: StreamSink
   readonly #limits: LimitsConfig
@@ -70,6 +73,7 @@ export class Stream {
     this.transport = options.transport
     this.session = options.session
     this.client = options.client
+    this.key = options.key
     this.#sink = options.sink
     this.#limits = options.limits
     this.#acks = options.acks === true

@@ -19,7 +19,16 @@ export interface OpenStreamOptions {
   id?: string
   /** The client's address: limits.max_sessions_per_ip counts by it. */
   client?: string
+  /**
+   * The API key the stream was opened with (directly or through one of its tokens), as a
+   * non-secret id, never the key itself: limits.max_sessions_per_key and
+   * auth.sessions_per_minute_per_key count by it.
+   */
+  key?: string
 }
+
+// auth.sessions_per_minute_per_key counts the sessions of the last minute.
+const KEY_RATE_WINDOW_MS = 60_000
 
 export interface StreamerOptions {
   configDir: string
@@ -59,6 +68,9 @@ export class Streamer {
   readonly #observer: StreamerObserver | undefined
   #model: ModelPool | undefined
   #closing = false
+  // When each key's sessions of the last minute opened (oldest first). Keys are the configured
+  // ones, so this holds at most sessions_per_minute_per_key times entries per key.
+  readonly #opened = new Map<string, number[]>()
 
   private constructor (config: ServerConfig, options: StreamerOptions) {
     this.config = config
@@ -126,10 +138,12 @@ export class Streamer {
   /**
    * Whether a new stream may open now: throws ApiError `shutting_down` once shutdown began,
    * `not_ready` while the workers warm up (or all are stuck), `too_many_sessions` at
-   * limits.max_sessions or, for `client`, limits.max_sessions_per_ip (all 503).
+   * limits.max_sessions or, for `client`, limits.max_sessions_per_ip (all 503); for `key`,
+   * `too_many_sessions` at limits.max_sessions_per_key and `rate_limited` (429) past
+   * auth.sessions_per_minute_per_key.
    * Transports call it before they commit to a response; openStream calls it again.
    */
-  admit (client?: string): void {
+  admit (client?: string, key?: string): void {
     if (this.#closing) throw new ApiError('shutting_down', 'The server is shutting down and takes no new streams; connect again (to another instance) shortly')
     if (!this.ready) {
       throw new ApiError('not_ready', this.#model === undefined
@@ -144,6 +158,35 @@ export class Streamer {
     if (perClient > 0 && client !== undefined && this.registry.countFor(client) >= perClient) {
       throw new ApiError('too_many_sessions', `This client address has ${perClient} open sessions, the limit per address (limits.max_sessions_per_ip); end one first`)
     }
+    if (key !== undefined) this.#admitKey(key)
+  }
+
+  // One key must not take every slot, nor open sessions as fast as it can.
+  #admitKey (key: string): void {
+    const perKey = this.config.limits.max_sessions_per_key
+    if (perKey > 0) {
+      let open = 0
+      for (const stream of this.registry.entries()) if (stream.key === key) open++
+      if (open >= perKey) throw new ApiError('too_many_sessions', `This API key has ${perKey} open sessions, the limit per key (limits.max_sessions_per_key); end one first`)
+    }
+    const perMinute = this.config.auth.sessions_per_minute_per_key
+    const recent = this.#recentOpens(key)
+    if (recent.length >= perMinute) {
+      const retryAfter = Math.max(1, Math.ceil(((recent[0] as number) + KEY_RATE_WINDOW_MS - Date.now()) / 1000))
+      throw new ApiError('rate_limited', `This API key opened ${perMinute} sessions in the last minute (auth.sessions_per_minute_per_key); retry in ${retryAfter} s`, { retryAfter })
+    }
+  }
+
+  // The key's session openings of the last minute, older ones forgotten.
+  #recentOpens (key: string): number[] {
+    const times = this.#opened.get(key)
+    if (times === undefined) return []
+    const since = Date.now() - KEY_RATE_WINDOW_MS
+    let drop = 0
+    while (drop < times.length && (times[drop] as number) <= since) drop++
+    if (drop > 0) times.splice(0, drop)
+    if (times.length === 0) this.#opened.delete(key)
+    return times
   }
 
   /**
@@ -151,7 +194,12 @@ export class Streamer {
    * error at shutdown); the transport only moves bytes in and events out through `sink`.
    */
   openStream (options: OpenStreamOptions): Stream {
-    this.admit(options.client)
+    this.admit(options.client, options.key)
+    if (options.key !== undefined) {
+      const times = this.#opened.get(options.key) ?? []
+      times.push(Date.now())
+      this.#opened.set(options.key, times)
+    }
     const id = options.id ?? SessionRegistry.newId()
     const observer = this.#observer?.openSession({
       id,
@@ -185,7 +233,7 @@ export class Streamer {
       },
       underPressure: () => ref.stream?.underPressure() === true
     })
-    const stream = new Stream({ id, transport: options.transport, session, sink: options.sink, limits: this.config.limits, client: options.client, acks: options.start.acks })
+    const stream = new Stream({ id, transport: options.transport, session, sink: options.sink, limits: this.config.limits, client: options.client, key: options.key, acks: options.start.acks })
     ref.stream = stream
     this.registry.add(stream)
     if (observer !== undefined) void session.closed.then((state) => { observer.closed(state === 'ended' ? 'ended' : 'aborted') })

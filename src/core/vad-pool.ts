@@ -28,7 +28,8 @@ export class VadPool {
         report(error)
       }
     })
-    this.#batcher = new VadBatcher((task, transfer) => this.#tasks.run(task, transfer))
+    // One task per thread in flight: what arrives meanwhile joins the next, larger batch.
+    this.#batcher = new VadBatcher((task, transfer) => this.#tasks.run(task, transfer), { maxInFlight: options.threads })
   }
 
   /** A VAD stream for one channel of one session. */

@@ -19,6 +19,7 @@ export const TEST_LIMITS: LimitsConfig = {
   max_outbound_bytes: 1 << 20,
   ping_interval_seconds: 20,
   max_sessions_per_ip: 0,
+  max_sessions_per_key: 0,
   max_streams_per_connection: 100
 }
 

@@ -184,7 +184,11 @@ t.test('valid environment values win over the file; empty ones are unset', async
     MAX_BUFFERED_SECONDS: '3',
     MAX_OUTBOUND_BYTES: '65536',
     MAX_SESSIONS_PER_IP: '2',
-    SHUTDOWN_DRAIN_SECONDS: '5'
+    MAX_SESSIONS_PER_KEY: '3',
+    SHUTDOWN_DRAIN_SECONDS: '5',
+    STREAMER_API_KEYS: 'key-one,key-two',
+    STREAMER_TOKEN_SECRET: 'a-token-secret-of-at-least-32-characters',
+    METRICS_PORT: '9100'
   }
   t.same(ENV.map(([name]) => name).sort(), Object.keys(env).sort(), 'every variable is covered here')
   const { config } = load({ port: 1, limits: { max_sessions: 2, max_channels: 1 } }, env)
@@ -196,6 +200,10 @@ t.test('valid environment values win over the file; empty ones are unset', async
   t.same(config.model, { module: './m.ts', threads: 3, options: {}, timeout_seconds: 2.5 })
   t.same([config.limits.idle_timeout_seconds, config.limits.max_stream_seconds, config.limits.max_buffered_seconds, config.limits.max_outbound_bytes, config.limits.max_sessions_per_ip], [7, 60, 3, 65536, 2])
   t.equal(config.shutdown.drain_seconds, 5)
+  t.equal(config.limits.max_sessions_per_key, 3)
+  t.same(config.auth.api_keys, ['key-one', 'key-two'])
+  t.equal(config.auth.token_secret, 'a-token-secret-of-at-least-32-characters')
+  t.equal(config.metrics.port, 9100)
   t.equal(config.vad.threads, 2)
   t.same([config.limits.max_channels, config.limits.max_sessions, config.limits.max_frame_bytes, config.limits.max_upload_bytes], [4, 10, 2048, 4096])
   t.equal(load({ port: 1 }, { PORT: '' }).config.port, 1)

@@ -14,7 +14,7 @@ import {
 } from '../../src/audio/silero-vad.ts'
 import { AUDIO_DIR } from '../helpers/fixtures.ts'
 import { identityModel } from '../helpers/onnx-model.ts'
-import { VadBatcher, type VadTaskRunner } from '../../src/audio/vad-batcher.ts'
+import { VadBatcher, type VadStream, type VadTaskRunner } from '../../src/audio/vad-batcher.ts'
 
 // hello_16k_mono.wav is already 16 kHz mono 16-bit: read it directly, scaled to [-1, 1).
 function helloSpeech (): Float32Array {
@@ -148,6 +148,31 @@ t.test('load rejects a model that is not Silero v5', async t => {
   // A valid ONNX model with the wrong inputs (as Silero v4's h and c would be).
   const path = join(t.testdir({ 'identity.onnx': Buffer.from(identityModel()) }), 'identity.onnx')
   await t.rejects(SileroVad.load(path), /no input named input, no input named state, no input named sr, no output named output, no output named stateN; not Silero VAD v5/)
+})
+
+t.test('VadBatcher with one thread: requests that arrive while its task runs go out together when it frees up', async t => {
+  const tasks: VadTask[] = []
+  const release: Array<() => void> = []
+  const run: VadTaskRunner = async (task) => {
+    tasks.push(task)
+    await new Promise<void>((resolve) => { release.push(resolve) })
+    return { probabilities: new Float32Array(task.frames.length / VAD_FRAME_SAMPLES), contexts: task.contexts.slice(), states: task.states.slice() }
+  }
+  const batcher = new VadBatcher(run, { maxInFlight: 1 })
+  const streams = [0, 1, 2, 3].map(() => batcher.createStream())
+  const first = (streams[0] as VadStream).process(new Float32Array(VAD_FRAME_SAMPLES))
+  await new Promise((resolve) => setImmediate(resolve))
+  t.equal(tasks.length, 1, 'an idle batcher sends at once')
+  const rest = streams.slice(1).map(async (stream) => await stream.process(new Float32Array(2 * VAD_FRAME_SAMPLES)))
+  await new Promise((resolve) => setImmediate(resolve))
+  t.equal(tasks.length, 1, 'nothing more is sent while the thread is busy')
+  release.shift()?.()
+  await first
+  await new Promise((resolve) => setImmediate(resolve))
+  t.equal(tasks.length, 2, 'when it frees up, one task...')
+  t.same(tasks[1]?.steps, [2, 2, 2], '...carries every request that waited')
+  release.shift()?.()
+  t.same((await Promise.all(rest)).map((p) => p.length), [2, 2, 2])
 })
 
 t.test('VadBatcher', async t => {

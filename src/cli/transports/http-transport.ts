@@ -3,7 +3,7 @@ import type { EndEvent } from '../../../schemas/events.ts'
 import { CliError, unreachable } from '../cli-error.ts'
 import { createSseFeed } from '../sse-events.ts'
 import { StreamOutcome } from './stream-outcome.ts'
-import { routeUrl, type StreamRequest } from './transport.ts'
+import { authHeaders, routeUrl, type StreamRequest } from './transport.ts'
 
 const { HTTP2_HEADER_METHOD, HTTP2_HEADER_PATH, HTTP2_HEADER_STATUS, HTTP2_HEADER_CONTENT_TYPE } = constants
 
@@ -33,7 +33,8 @@ export async function httpTransport (request: StreamRequest): Promise<EndEvent> 
     [HTTP2_HEADER_METHOD]: 'POST',
     [HTTP2_HEADER_PATH]: `${url.pathname}?${query}`,
     [HTTP2_HEADER_CONTENT_TYPE]: 'application/octet-stream',
-    accept: 'text/event-stream'
+    accept: 'text/event-stream',
+    ...authHeaders(request)
   })
   const finish = (): void => {
     upload.close(constants.NGHTTP2_CANCEL)
@@ -91,12 +92,14 @@ export async function httpTransport (request: StreamRequest): Promise<EndEvent> 
 }
 
 export function httpRefusal (status: number, text: string): CliError {
+  // A 401 is the one refusal the CLI's own options fix.
+  const hint = status === 401 ? '; this server needs an API key: pass --api-key <key> or set STREAMER_API_KEY' : ''
   try {
     const body = JSON.parse(text) as { code?: unknown, message?: unknown, field?: unknown }
     if (typeof body.message === 'string') {
       const field = typeof body.field === 'string' ? ` (field ${body.field})` : ''
-      return new CliError(`The server refused the stream: HTTP ${status} ${String(body.code ?? '')}: ${body.message}${field}`)
+      return new CliError(`The server refused the stream: HTTP ${status} ${String(body.code ?? '')}: ${body.message}${field}${hint}`)
     }
   } catch {}
-  return new CliError(`The server refused the stream: HTTP ${status}${text === '' ? '' : `: ${text.slice(0, 200)}`}`)
+  return new CliError(`The server refused the stream: HTTP ${status}${text === '' ? '' : `: ${text.slice(0, 200)}`}${hint}`)
 }

@@ -4,7 +4,7 @@ import { CliError, unreachable } from '../cli-error.ts'
 import { createSseFeed } from '../sse-events.ts'
 import { httpRefusal } from './http-transport.ts'
 import { StreamOutcome } from './stream-outcome.ts'
-import { routeUrl, type StreamRequest } from './transport.ts'
+import { authHeaders, routeUrl, type StreamRequest } from './transport.ts'
 
 // Chunks in flight at once: the server applies them in seq order, so a few may overlap and
 // a slow round trip does not throttle the upload.
@@ -26,7 +26,7 @@ export async function pairedTransport (request: StreamRequest): Promise<EndEvent
   const abort = new AbortController()
   const post = async (url: URL, body: RequestInit['body'], contentType: string): Promise<Response> => {
     try {
-      return await fetch(url, { method: 'POST', body, headers: { 'content-type': contentType }, signal: abort.signal })
+      return await fetch(url, { method: 'POST', body, headers: { 'content-type': contentType, ...authHeaders(request) }, signal: abort.signal })
     } catch (error) {
       // Aborted on purpose (the stream failed or ended): rethrow that reason, not a network error.
       abort.signal.throwIfAborted()
@@ -54,7 +54,7 @@ export async function pairedTransport (request: StreamRequest): Promise<EndEvent
   })
   // Runs beside the upload; both of its ends settle the outcome (fail() never throws), so the
   // promise left here cannot reject.
-  void readEvents(eventsUrl, (event) => { outcome.receive(event) }, abort.signal).then(() => {
+  void readEvents(eventsUrl, authHeaders(request), (event) => { outcome.receive(event) }, abort.signal).then(() => {
     outcome.fail(new CliError('The events stream ended before the end event'))
   }, (error: unknown) => {
     outcome.fail(error instanceof CliError ? error : unreachable(eventsUrl.origin, error))
@@ -125,10 +125,10 @@ export async function pairedTransport (request: StreamRequest): Promise<EndEvent
 }
 
 // Reads the SSE stream until it ends; resumes from the last event id when it drops.
-async function readEvents (url: URL, onEvent: (event: StreamEvent) => void, signal: AbortSignal): Promise<void> {
+async function readEvents (url: URL, auth: Record<string, string>, onEvent: (event: StreamEvent) => void, signal: AbortSignal): Promise<void> {
   let lastEventId: string | undefined
   for (let attempt = 0; attempt <= MAX_RECONNECTS; attempt++) {
-    const headers: Record<string, string> = { accept: 'text/event-stream' }
+    const headers: Record<string, string> = { accept: 'text/event-stream', ...auth }
     if (lastEventId !== undefined) headers['last-event-id'] = lastEventId
     const response = await fetch(url, { headers, signal })
     // 204: the server has nothing more for this reader.

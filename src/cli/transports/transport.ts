@@ -14,6 +14,7 @@ export interface StreamRequest {
   interimResults: boolean
   acks: boolean // ask for `ack` events (sent only when true, so an older server is not asked)
   insecure: boolean // TLS: accept a certificate that does not verify (self-signed)
+  apiKey?: string | undefined // sent as Authorization: Bearer on every request (--api-key)
   audio: AsyncIterable<Uint8Array>
   onEvent: (event: StreamEvent) => void
   onUploadEnd: () => void // the stop was sent (end of body / stop message / stop request)
@@ -48,4 +49,9 @@ export function routeUrl (base: URL, path: string): URL {
   url.search = ''
   url.hash = ''
   return url
+}
+
+// The Authorization header for an API key, or nothing (a server without keys needs none).
+export function authHeaders (request: StreamRequest): Record<string, string> {
+  return request.apiKey === undefined ? {} : { authorization: `Bearer ${request.apiKey}` }
 }

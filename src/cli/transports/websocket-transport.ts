@@ -3,14 +3,16 @@ import type { EndEvent, StreamEvent } from '../../../schemas/events.ts'
 import { CliError, unreachable } from '../cli-error.ts'
 import { parseServerEvent } from '../server-event.ts'
 import { StreamOutcome } from './stream-outcome.ts'
-import { routeUrl, type StreamRequest } from './transport.ts'
+import { httpRefusal } from './http-transport.ts'
+import { authHeaders, routeUrl, type StreamRequest } from './transport.ts'
 
 // WebSocket: a start message, binary frames of audio, a stop message; events come back as
 // text frames. http(s) URLs are mapped to ws(s).
 export async function websocketTransport (request: StreamRequest): Promise<EndEvent> {
   const url = routeUrl(request.base, `/api/v1/${request.mode}`)
   url.protocol = url.protocol === 'https:' || url.protocol === 'wss:' ? 'wss:' : 'ws:'
-  const socket = new WebSocket(url, { rejectUnauthorized: !request.insecure })
+  // The key goes on the upgrade request: the server refuses a bad one before the socket opens.
+  const socket = new WebSocket(url, { rejectUnauthorized: !request.insecure, headers: authHeaders(request) })
 
   const outcome = new StreamOutcome(request, {
     afterFail: () => { socket.terminate() },
@@ -18,8 +20,15 @@ export async function websocketTransport (request: StreamRequest): Promise<EndEv
   })
   let opened = false
 
+  // The refusal's body says why ({code, message, field}), as on the other transports.
   socket.on('unexpected-response', (_req, response) => {
-    outcome.fail(new CliError(`The server refused the WebSocket upgrade at ${url.href}: HTTP ${response.statusCode ?? '?'} ${response.statusMessage ?? ''}`.trim()))
+    const body: Buffer[] = []
+    response.on('data', (chunk: Buffer) => { body.push(chunk) })
+    // 'close' follows the end of the body, or a connection cut short: whatever arrived is used.
+    response.once('close', () => {
+      const refusal = httpRefusal(response.statusCode ?? 0, Buffer.concat(body).toString())
+      outcome.fail(new CliError(refusal.message.replace('The server refused the stream', `The server refused the WebSocket upgrade at ${url.href}`)))
+    })
   })
   socket.on('error', (error) => {
     outcome.fail(opened ? new CliError(`WebSocket error: ${error.message}`) : unreachable(url, error))
