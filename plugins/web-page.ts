@@ -51,7 +51,9 @@ export default async function webPage (app: FastifyInstance): Promise<void> {
     // No hashed file names (no build step), so no long-lived caching: the browser keeps its
     // copy and revalidates it on every use, which costs a 304 when nothing changed.
     const etag = `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"`
-    app.get(url, async (request, reply) => {
+    // Public even when auth is on: a browser cannot send a key to open a page, and the page holds
+    // no secret (its API calls carry the key or token the user pastes).
+    app.get(url, { config: { auth: 'public' } }, async (request, reply) => {
       reply
         .header('cache-control', 'no-cache')
         .header('etag', etag)

@@ -97,6 +97,8 @@ class Connection {
     this.#idle.unref()
     socket.on('message', (data, isBinary) => {
       this.#idle.refresh()
+      // The client is active even while its message waits behind a slow one (a finalize).
+      this.#current?.keepalive()
       this.#queue = this.#queue.then(() => this.#handle(data, isBinary)).catch((error: unknown) => { this.#onError(error) })
     })
     socket.on('pong', () => { this.#alive = true })

@@ -73,7 +73,7 @@ export class StartParser {
       throw new ApiError('invalid_json', `Text frames must be JSON control messages: ${(error as Error).message}`)
     }
     if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-      throw new ApiError('invalid_message', 'A control message must be a JSON object with "request": "start" or "stop"', { field: 'request' })
+      throw new ApiError('invalid_message', 'A control message must be a JSON object with "request": "start", "stop", "keepalive" or "finalize"', { field: 'request' })
     }
     const request = (body as Record<string, unknown>).request
     if (request === 'start') {

@@ -97,7 +97,11 @@ export class Stream {
 
   /** Audio bytes as they arrived: any length, frames may be split across calls. */
   pushAudio (bytes: Uint8Array): void {
-    if (this.session.state !== 'streaming' || this.#ending) return
+    if (this.session.state !== 'streaming' || this.#ending) {
+      // Past the duration limit, until `end` goes out, what still arrives is counted as not taken.
+      if (this.#endedBy === 'max_duration' && this.session.state === 'streaming') this.session.notePastLimit(bytes.length)
+      return
+    }
     if (bytes.length > 0) this.#idle.refresh()
     const room = this.#maxBytes - this.#bytes
     const taken = bytes.length > room ? bytes.subarray(0, room) : bytes

@@ -340,3 +340,13 @@ function colourStats ({ width, height, channels, pixels }: Image): { distinct: n
   }
   return { distinct: counts.size, dominant: Math.max(...counts.values()) / (width * height) }
 }
+
+t.test('with authentication on, the page and its assets stay public while the API asks for a key', async (t) => {
+  const secured = await startServer({ auth: { api_keys: ['a-test-key-that-is-long-enough-000'] } })
+  t.teardown(() => secured.close())
+  for (const path of ['/', '/web/app.js', '/web/style.css']) {
+    t.equal((await fetch(`${secured.http}${path}`)).status, 200, `${path} needs no key`)
+  }
+  const api = await fetch(`${secured.http}/api/v1/sessions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })
+  t.equal(api.status, 401, 'the API does')
+})
