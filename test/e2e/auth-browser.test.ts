@@ -1,8 +1,8 @@
-import { existsSync } from 'node:fs'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import t, { type Test } from 'tap'
-import { chromium, type Browser, type Page } from 'playwright-core'
+import type { Page } from 'playwright-core'
+import { launchChromium, withChromium } from '../helpers/chromium.ts'
 import type { StreamEvent } from '../../schemas/events.ts'
 import { loadFixture } from '../helpers/fixtures.ts'
 import { assertSegmentedMatchesTruth, assertSimpleCoversAudio } from '../helpers/speech-assertions.ts'
@@ -14,7 +14,6 @@ import { craftToken, startAuthServer, tokenFrom } from '../helpers/auth-server.t
 // EventSource and as the WebSocket subprotocol. Expired, forged and out-of-scope tokens must
 // fail the way a browser shows it: EventSource closes for good, the WebSocket never opens.
 
-const CHROMIUM = '/usr/bin/chromium'
 const fixture = loadFixture('hello_16k_mono')
 
 const PAGE = `<!doctype html>
@@ -85,12 +84,7 @@ globalThis.fetchAnswer = async (url, init) => {
 interface PairedResult { status: number, body?: Record<string, unknown>, events: StreamEvent[] }
 interface SocketResult { opened: boolean, protocol: string | null, code: number, events: StreamEvent[] }
 
-if (!existsSync(CHROMIUM)) {
-  // Not a skip: the browser path must be tested wherever the suite runs.
-  t.fail(`Chromium is not installed at ${CHROMIUM}: install it with \`apt-get install -y chromium\` (.ci/run does)`)
-} else {
-  await run()
-}
+await withChromium(t, run)
 
 async function run (): Promise<void> {
   // The page's own origin: another port, so every API call is cross-origin.
@@ -107,11 +101,7 @@ async function run (): Promise<void> {
   const api = await startAuthServer({ paired: { cors_origins: [pageOrigin] } })
   t.teardown(() => api.close())
 
-  const browser: Browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
-  })
-  t.teardown(() => browser.close())
+  const browser = await launchChromium(t)
 
   const openPage = async (t: Test): Promise<Page> => {
     const page = await browser.newPage()

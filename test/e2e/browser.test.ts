@@ -1,8 +1,9 @@
-import { existsSync, readFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import http from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import t, { type Test } from 'tap'
-import { chromium, type Browser, type Page } from 'playwright-core'
+import type { Page } from 'playwright-core'
+import { launchChromium, withChromium } from '../helpers/chromium.ts'
 import type { StreamEvent } from '../../schemas/events.ts'
 import { loadFixture, type Fixture } from '../helpers/fixtures.ts'
 import { startServer } from '../helpers/server.ts'
@@ -12,18 +13,12 @@ import { assertSegmentedMatchesTruth } from '../helpers/speech-assertions.ts'
 // paired session with fetch, reads events with EventSource and POSTs a fixture's PCM in chunks;
 // the test reads back what the page received.
 
-const CHROMIUM = '/usr/bin/chromium'
 const PAGE = readFileSync(new URL('./browser-page.html', import.meta.url))
 
 interface PageEvent { id: string, type: string, data: StreamEvent }
 interface PageState { events: PageEvent[], opens: number, errors: number, acks: Array<{ seq: number, status: number }> }
 
-if (!existsSync(CHROMIUM)) {
-  // Not a skip: the browser path must be tested wherever the suite runs.
-  t.fail(`Chromium is not installed at ${CHROMIUM}: install it with \`apt-get install -y chromium\` (.ci/run does)`)
-} else {
-  await run()
-}
+await withChromium(t, run)
 
 async function run (): Promise<void> {
   const api = await startServer()
@@ -55,11 +50,7 @@ async function run (): Promise<void> {
   const pageOrigin = `http://127.0.0.1:${(pages.address() as AddressInfo).port}`
   t.teardown(() => new Promise<void>((resolve) => { pages.closeAllConnections(); pages.close(() => resolve()) }))
 
-  const browser: Browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
-  })
-  t.teardown(() => browser.close())
+  const browser = await launchChromium(t)
 
   const openPage = async (t: Test): Promise<Page> => {
     const page = await browser.newPage()

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process'
-import { existsSync, readdirSync, writeFileSync } from 'node:fs'
+import { readdirSync, writeFileSync } from 'node:fs'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
@@ -7,7 +7,8 @@ import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { inflateSync } from 'node:zlib'
 import t, { type Test } from 'tap'
-import { chromium, type Browser, type Page } from 'playwright-core'
+import type { Page } from 'playwright-core'
+import { launchChromium, withChromium } from '../helpers/chromium.ts'
 import { loadFixture, type Fixture } from '../helpers/fixtures.ts'
 import { startServer, type TestServer } from '../helpers/server.ts'
 import { END_TOLERANCE, START_TOLERANCE } from '../helpers/speech-assertions.ts'
@@ -20,7 +21,6 @@ import { END_TOLERANCE, START_TOLERANCE } from '../helpers/speech-assertions.ts'
 //
 // UPDATE_SCREENSHOT=1 also writes the page's screenshot to docs/screenshot.png (the README's).
 
-const CHROMIUM = '/usr/bin/chromium'
 const WEB_DIR = fileURLToPath(new URL('../../web/', import.meta.url))
 const SCREENSHOT = fileURLToPath(new URL('../../docs/screenshot.png', import.meta.url))
 // What the fake microphone plays, looped. Chromium reads this 16 kHz file and captures at its
@@ -29,12 +29,7 @@ const MIC = loadFixture('hello_16k_mono')
 
 interface RenderedFinal { channel: number, start: number, end: number, count: number, latencyMs: number }
 
-if (!existsSync(CHROMIUM)) {
-  // Not a skip: the page must be tested wherever the suite runs.
-  t.fail(`Chromium is not installed at ${CHROMIUM}: install it with \`apt-get install -y chromium\` (.ci/run does)`)
-} else {
-  await run()
-}
+await withChromium(t, run)
 
 async function run (): Promise<void> {
   const api = await startServer()
@@ -83,13 +78,10 @@ async function run (): Promise<void> {
     t.equal(result, '', 'tsc -p web/tsconfig.json')
   })
 
-  const browser: Browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      // The microphone: granted without a prompt, a fake device that loops the fixture.
-      '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream', `--use-file-for-fake-audio-capture=${MIC.path}`]
-  })
-  t.teardown(() => browser.close())
+  const browser = await launchChromium(t, [
+    // The microphone: granted without a prompt, a fake device that loops the fixture.
+    '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream', `--use-file-for-fake-audio-capture=${MIC.path}`
+  ])
 
   const openPage = async (t: Test, origin: string): Promise<Page> => {
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } })
