@@ -3,28 +3,18 @@ import { execFile } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { loadFixture } from '../helpers/fixtures.ts'
 import { KEY, startAuthServer } from '../helpers/auth-server.ts'
+import { generateHeyApiClient } from '../helpers/generated-client.ts'
 
 // openapi.yaml declares how to authenticate, so a generated client sends credentials itself:
 // a key as the bearer (a backend), a token in the query (what a page has). The client's `auth`
 // callback is asked once per scheme of an operation, so it returns the key for the bearer only:
 // a key must never travel in a URL.
 const run = promisify(execFile)
-const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const dir = mkdtempSync(join(tmpdir(), 'streamer-auth-client-'))
 t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
-
-const GENERATE = `
-import { createClient } from '@hey-api/openapi-ts'
-await createClient({
-  input: process.argv[1],
-  output: { path: process.argv[2], module: { extension: '.ts' } },
-  plugins: ['@hey-api/client-fetch', '@hey-api/typescript', '@hey-api/sdk'],
-  logs: { level: 'silent' }
-})`
 
 const USE_CLIENT = `import { readFileSync } from 'node:fs'
 import { createClient } from './client/client/index.ts'
@@ -65,7 +55,7 @@ console.log('a page minting a token', notForPages.response.status, notForPages.e
 `
 
 t.test('a client generated from openapi.yaml sends a key as the bearer and a token in the query', async (t) => {
-  await run(process.execPath, ['--input-type=module', '-e', GENERATE, join(ROOT, 'openapi.yaml'), join(dir, 'client')], { cwd: ROOT })
+  await generateHeyApiClient(join(dir, 'client'))
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ type: 'module', private: true }))
   writeFileSync(join(dir, 'use-client.ts'), USE_CLIENT)
   const server = await startAuthServer()

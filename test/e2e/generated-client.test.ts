@@ -9,6 +9,7 @@ import type { StreamEvent } from '../../schemas/events.ts'
 import { loadFixture } from '../helpers/fixtures.ts'
 import { startServer } from '../helpers/server.ts'
 import { assertSegmentedMatchesTruth } from '../helpers/speech-assertions.ts'
+import { generateHeyApiClient } from '../helpers/generated-client.ts'
 
 // A user's view of openapi.yaml: generate a client with @hey-api/openapi-ts, type-check it
 // with our code that uses it, and run that code against a live server for a whole paired
@@ -17,15 +18,6 @@ const run = promisify(execFile)
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const dir = mkdtempSync(join(tmpdir(), 'streamer-client-gen-'))
 t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
-
-const GENERATE = `
-import { createClient } from '@hey-api/openapi-ts'
-await createClient({
-  input: process.argv[1],
-  output: { path: process.argv[2], module: { extension: '.ts' } },
-  plugins: ['@hey-api/client-fetch', '@hey-api/typescript', '@hey-api/sdk'],
-  logs: { level: 'silent' }
-})`
 
 // The code a user writes against the generated client: every call and every event typed.
 const USE_CLIENT = `import { readFileSync } from 'node:fs'
@@ -100,7 +92,7 @@ const TSCONFIG = {
 }
 
 t.test('generate, type-check and run a client from openapi.yaml', async (t) => {
-  await run(process.execPath, ['--input-type=module', '-e', GENERATE, join(ROOT, 'openapi.yaml'), join(dir, 'client')], { cwd: ROOT })
+  await generateHeyApiClient(join(dir, 'client'))
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ type: 'module', private: true }))
   writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify(TSCONFIG, null, 2))
   writeFileSync(join(dir, 'use-client.ts'), USE_CLIENT)
