@@ -1,6 +1,5 @@
 import t from 'tap'
-import { spawn } from 'node:child_process'
-import { CLI, eachTransport, eventsOf, runCli, verifiedLine, type CliRun } from '../helpers/cli-runner.ts'
+import { CLI, eachTransport, eventsOf, runCli, verifiedLine } from '../helpers/cli-runner.ts'
 import { loadFixture } from '../helpers/fixtures.ts'
 import { assertSegmentedMatchesTruth } from '../helpers/speech-assertions.ts'
 import { KEY, OTHER_KEY, startAuthServer } from '../helpers/auth-server.ts'
@@ -14,23 +13,6 @@ const server = await startAuthServer({ auth: { max_failures: 1000 } })
 t.teardown(() => server.close())
 const fixture = loadFixture('hello_16k_mono')
 
-// The CLI with an environment of its own (runCli passes the test's).
-function runWithEnv (args: string[], env: NodeJS.ProcessEnv): Promise<CliRun> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.setEncoding('utf8').on('data', (text: string) => { stdout += text })
-    child.stderr.setEncoding('utf8').on('data', (text: string) => { stderr += text })
-    const timer = setTimeout(() => { child.kill('SIGKILL') }, 60000)
-    child.once('error', reject)
-    child.once('close', (code) => {
-      clearTimeout(timer)
-      resolve({ code, hung: code === null, stdout, stderr })
-    })
-  })
-}
-
 t.test('--api-key streams on every transport', async (t) => {
   await eachTransport(async (transport) => {
     const run = await runCli(['--json', '--url', server.http, '--transport', transport, '--api-key', KEY, fixture.path])
@@ -42,22 +24,22 @@ t.test('--api-key streams on every transport', async (t) => {
 
 t.test('STREAMER_API_KEY does the same; --api-key wins over it', async (t) => {
   await eachTransport(async (transport) => {
-    const run = await runWithEnv(['--json', '--quiet', '--url', server.http, '--transport', transport, fixture.path], { STREAMER_API_KEY: OTHER_KEY })
+    const run = await runCli(['--json', '--quiet', '--url', server.http, '--transport', transport, fixture.path], CLI, { STREAMER_API_KEY: OTHER_KEY })
     t.equal(run.code, 0, `${transport}: exit 0 (${run.stderr.trim()})`)
     assertSegmentedMatchesTruth(t, eventsOf(t, run), fixture)
   })
-  const overridden = await runWithEnv(['--quiet', '--url', server.http, '--api-key', 'wrong', fixture.path], { STREAMER_API_KEY: KEY })
+  const overridden = await runCli(['--quiet', '--url', server.http, '--api-key', 'wrong', fixture.path], CLI, { STREAMER_API_KEY: KEY })
   t.equal(overridden.code, 1, 'the option is the one sent')
 })
 
 t.test('without a key, or with a wrong one, it fails clearly', async (t) => {
   await eachTransport(async (transport) => {
-    const none = await runWithEnv(['--quiet', '--url', server.http, '--transport', transport, fixture.path], { STREAMER_API_KEY: '' })
+    const none = await runCli(['--quiet', '--url', server.http, '--transport', transport, fixture.path], CLI, { STREAMER_API_KEY: '' })
     t.equal(none.code, 1, `${transport}, no key: exit 1`)
     t.notOk(none.hung)
     t.match(none.stderr, /^streamer-client: The server refused the (stream|WebSocket upgrade at \S+): HTTP 401 unauthorized: This server requires credentials.*; this server needs an API key: pass --api-key <key> or set STREAMER_API_KEY\n$/,
       `${transport}, no key: one line that says what to do`)
-    const wrong = await runWithEnv(['--quiet', '--url', server.http, '--transport', transport, '--api-key', 'not-the-key', fixture.path], {})
+    const wrong = await runCli(['--quiet', '--url', server.http, '--transport', transport, '--api-key', 'not-the-key', fixture.path], CLI, {})
     t.equal(wrong.code, 1, `${transport}, a wrong key: exit 1`)
     t.match(wrong.stderr, /HTTP 401 unauthorized: The API key is not valid on this server \(field authorization\)/, `${transport}, a wrong key: says so`)
     t.notMatch(wrong.stderr, /not-the-key/, 'and does not print the key')

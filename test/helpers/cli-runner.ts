@@ -15,9 +15,10 @@ const HANG_MS = 60000
 
 export interface CliRun { code: number | null, hung: boolean, stdout: string, stderr: string }
 
-export function runCli (args: string[], entry = CLI): Promise<CliRun> {
+// `env` adds to (or, with '', clears) the test's own environment, which the CLI otherwise inherits.
+export function runCli (args: string[], entry = CLI, env: NodeJS.ProcessEnv = {}): Promise<CliRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [entry, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, [entry, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } })
     let stdout = ''
     let stderr = ''
     child.stdout.setEncoding('utf8').on('data', (text: string) => { stdout += text })
