@@ -192,30 +192,25 @@ export class StreamerMetrics {
         this.inc({ pool: 'vad' }, stats?.vadCrashes ?? 0)
       }
     }))
-    this.#scraped.push(new Counter({
-      name: `${METRIC_PREFIX}inference_timeouts_total`,
-      help: 'Inferences past model.timeout_seconds (their thread was terminated and replaced)',
+    // A count kept by a pool, read when Prometheus scrapes: the counter follows the pool.
+    const poolCounter = (name: string, help: string, read: (stats: PoolStats) => number): Counter => new Counter({
+      name: `${METRIC_PREFIX}${name}`,
+      help,
       registers,
       collect () {
+        const stats = pools()
         this.reset()
-        this.inc(pools()?.inferenceTimeouts ?? 0)
+        this.inc(stats === undefined ? 0 : read(stats))
       }
-    }))
+    })
+    this.#scraped.push(poolCounter('inference_timeouts_total', 'Inferences past model.timeout_seconds (their thread was terminated and replaced)', (stats) => stats.inferenceTimeouts))
     this.#scraped.push(new Gauge({
       name: `${METRIC_PREFIX}model_threads_usable`,
       help: 'Model threads warm and not stuck past a deadline; readiness is 503 at 0',
       registers,
       collect () { this.set(pools()?.modelThreadsUsable ?? 0) }
     }))
-    this.#scraped.push(new Counter({
-      name: `${METRIC_PREFIX}inference_failures_total`,
-      help: 'Inferences the model itself failed (error code inference_failed)',
-      registers,
-      collect () {
-        this.reset()
-        this.inc(pools()?.inferenceFailures ?? 0)
-      }
-    }))
+    this.#scraped.push(poolCounter('inference_failures_total', 'Inferences the model itself failed (error code inference_failed)', (stats) => stats.inferenceFailures))
 
     if (options.runtime !== false) {
       // prom-client's Node metrics: event-loop delay (min/max/mean/percentiles), heap spaces,
