@@ -35,8 +35,9 @@ export interface DeliveryContext {
   // A `shutdown` event arrived: the server stopped taking audio on purpose, so it may have taken
   // only the start of what was sent (whatever was in flight then was not taken).
   shutdown: boolean
-  // Hex SHA-256 of the first `bytes` bytes sent.
-  sha256OfFirst: (bytes: number) => Promise<string>
+  // Hex SHA-256 of the first `bytes` bytes sent; null when the source no longer knows (stdin
+  // keeps a bounded window), which reads as "not shown to be intact".
+  sha256OfFirst: (bytes: number) => Promise<string | null>
 }
 
 export async function verifyDelivery (sent: { bytes: number, sha256: string }, end: EndEvent, context: DeliveryContext): Promise<Delivery> {

@@ -7,7 +7,10 @@ import { CliError, EXIT_INTERRUPTED, EXIT_MISMATCH, EXIT_OK, EXIT_REFUSED } from
 import { SentAudio, verifyDelivery } from './delivery.ts'
 import { RunStats } from './run-stats.ts'
 import { TerminalDisplay } from './terminal-display.ts'
-import { describeFormat, openWav, type WavFile } from './wav-file.ts'
+import type { AudioSource } from './audio-source.ts'
+import { STDIN } from './options.ts'
+import { openStdin } from './stdin-audio.ts'
+import { describeFormat, openWav } from './wav-file.ts'
 
 const TRANSPORT_IMPLEMENTATIONS: Record<CliOptions['transport'], Transport> = {
   websocket: websocketTransport,
@@ -20,11 +23,11 @@ export interface Io {
   stderr: NodeJS.WriteStream
 }
 
-// One run: open the WAV, stream it over the chosen transport, show events, print the summary.
+// One run: open the WAV (a file, or stdin: a WAV stream or raw PCM), stream it over the chosen transport, show events, print the summary.
 // Resolves with the exit code; a CliError carries its own.
 export async function streamFile (options: CliOptions, io: Io): Promise<number> {
   const display = new TerminalDisplay({ json: options.json, quiet: options.quiet, acks: options.acks, stdout: io.stdout, stderr: io.stderr })
-  const wav = await openWav(options.file)
+  const wav: AudioSource = options.file === STDIN ? await openStdin(process.stdin, options.rawFormat) : await openWav(options.file)
   const stats = new RunStats()
   const sent = new SentAudio()
   // The server is restarting (a `shutdown` event): it takes no more audio, so none is sent.
@@ -74,7 +77,8 @@ export async function streamFile (options: CliOptions, io: Io): Promise<number> 
       const taken = delivery.status === 'partial' ? delivery.takenBytes : sent.bytes
       if (taken < wav.dataBytes) {
         const from = (Math.floor(taken / wav.bytesPerFrame) / wav.format.sample_rate).toFixed(2)
-        display.failure(`the server shut down after taking ${from} of the ${wav.duration.toFixed(2)} s of audio: the results for those were printed; stream the rest (from ${from} s) again, to a server that is not restarting`)
+        const of = wav.name === 'stdin' ? `the ${wav.duration.toFixed(2)} s of audio read from stdin` : `the ${wav.duration.toFixed(2)} s of audio`
+        display.failure(`the server shut down after taking ${from} of ${of}: the results for those were printed; stream the rest (from ${from} s) again, to a server that is not restarting`)
         return EXIT_REFUSED
       }
     }
@@ -95,12 +99,12 @@ export async function streamFile (options: CliOptions, io: Io): Promise<number> 
 // its own time in the audio (measured from the first), so the server sees a live source.
 // Each chunk is counted and hashed as sent once the transport asks for the next one, i.e. once
 // it was written: a chunk taken but never written (the stream ended meanwhile) is not.
-async function * pacedChunks (wav: WavFile, options: CliOptions, stats: RunStats, sent: SentAudio, display: TerminalDisplay, stopped: () => boolean): AsyncGenerator<Uint8Array> {
+async function * pacedChunks (wav: AudioSource, options: CliOptions, stats: RunStats, sent: SentAudio, display: TerminalDisplay, stopped: () => boolean): AsyncGenerator<Uint8Array> {
   const rate = wav.format.sample_rate
   const chunkFrames = Math.max(1, Math.round(rate * options.chunkMs / 1000))
   let framesSent = 0
   let t0 = 0
-  display.progress(0, wav.duration, 0)
+  display.progress(0, wav.totalSeconds, 0)
   for await (const chunk of wav.chunks(chunkFrames)) {
     if (stopped()) break
     if (framesSent === 0) {
@@ -116,7 +120,7 @@ async function * pacedChunks (wav: WavFile, options: CliOptions, stats: RunStats
     // The transport asks for the next chunk once this one is written.
     sent.add(chunk)
     framesSent += chunk.length / wav.bytesPerFrame
-    display.progress(framesSent / rate, wav.duration, sent.bytes)
+    display.progress(framesSent / rate, wav.totalSeconds, sent.bytes)
   }
   if (framesSent === 0) stats.audioStarted()
 }

@@ -27,7 +27,7 @@ export class TerminalDisplay {
   readonly #live: boolean
   #status = ''
   #sent = 0
-  #total = 0
+  #total: number | null = 0
   #sentBytes = 0
   #ackedBytes = 0
   #lastDraw = 0
@@ -93,11 +93,12 @@ export class TerminalDisplay {
     }
   }
 
-  progress (sentSeconds: number, totalSeconds: number, sentBytes: number): void {
+  // totalSeconds null: a length not known yet (audio from a pipe), shown as the time sent only.
+  progress (sentSeconds: number, totalSeconds: number | null, sentBytes: number): void {
     this.#sent = sentSeconds
     this.#total = totalSeconds
     this.#sentBytes = sentBytes
-    this.#draw(sentSeconds >= totalSeconds)
+    this.#draw(totalSeconds !== null && sentSeconds >= totalSeconds)
   }
 
   summary (summary: RunSummary): void {
@@ -148,8 +149,11 @@ export class TerminalDisplay {
     const now = performance.now()
     if (!force && now - this.#lastDraw < REDRAW_MS) return
     this.#lastDraw = now
-    const percent = this.#total > 0 ? Math.floor(100 * this.#sent / this.#total) : 100
-    const sent = `sent ${this.#sent.toFixed(1)}/${this.#total.toFixed(1)} s ${String(percent).padStart(3)}%`
+    const total = this.#total
+    const percent = total === null ? 0 : total > 0 ? Math.floor(100 * this.#sent / total) : 100
+    const sent = total === null
+      ? `sent ${this.#sent.toFixed(1)} s`
+      : `sent ${this.#sent.toFixed(1)}/${total.toFixed(1)} s ${String(percent).padStart(3)}%`
     const acked = this.#options.acks ? `, acked ${this.#ackedBytes}/${this.#sentBytes} bytes` : ''
     const parts = [`${sent}${acked}`, ...this.#interims.values()]
     const width = Math.max(20, (this.#options.stderr.columns ?? 80) - 1)

@@ -2,24 +2,21 @@ import { createHash } from 'node:crypto'
 import { open, type FileHandle } from 'node:fs/promises'
 import type { AudioFormat } from '../../schemas/audio-format.ts'
 import { MAX_WAV_HEADER_BYTES, parseWavHeader } from '../audio/wav-header.ts'
+import type { AudioSource } from './audio-source.ts'
 import { CliError, EXIT_USAGE } from './cli-error.ts'
 
 // A WAV file opened for streaming: the header says the format, and the data chunk is sent
 // as it is (the server decodes u8, s16, s24, s32, f32, f64, mu-law and A-law itself, so no
 // sample is converted here). Only the data chunk is read, a chunk at a time, so a long
 // recording is never held in memory.
-export interface WavFile {
+export interface WavFile extends AudioSource {
   path: string
-  format: AudioFormat
-  bytesPerFrame: number
   dataBytes: number // whole frames only
   frames: number
-  duration: number // seconds
-  chunks: (chunkFrames: number) => AsyncGenerator<Uint8Array>
+  totalSeconds: number // a file's length is known
   // Hex SHA-256 of the first `bytes` bytes of the data chunk (at most dataBytes), read again
   // from the file: what the audio sent hashes to when the server took only the start of it.
   sha256Of: (bytes: number) => Promise<string>
-  close: () => Promise<void>
 }
 
 export async function openWav (path: string): Promise<WavFile> {
@@ -82,12 +79,14 @@ async function readHeader (path: string, file: FileHandle): Promise<WavFile> {
   }
 
   return {
+    name: path,
     path,
     format,
     bytesPerFrame,
     dataBytes: wholeBytes,
     frames,
     duration: frames / format.sample_rate,
+    totalSeconds: frames / format.sample_rate,
     chunks,
     sha256Of,
     close: () => file.close()

@@ -1,10 +1,10 @@
 import t, { type Test } from 'tap'
-import { spawn } from 'node:child_process'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { StreamEvent } from '../../schemas/events.ts'
+import { runExample, type ExampleRun } from '../helpers/example-finals.ts'
 import { loadFixture } from '../helpers/fixtures.ts'
 import { startServer } from '../helpers/server.ts'
 import { assertSegmentedMatchesTruth, assertSimpleCoversAudio } from '../helpers/speech-assertions.ts'
@@ -37,22 +37,9 @@ const fixture = loadFixture('hello_16k_mono')
 mkdirSync(join(dir, 'examples'))
 symlinkSync(SPEECH_FILE, join(dir, SPEECH))
 
-function runScript (script: string): Promise<{ code: number | null, stdout: string, stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const runnable = script.replaceAll(DEFAULT_ADDRESS, `127.0.0.1:${server.port}`).replaceAll(MICROPHONE, `sox ${SPEECH} `)
-    const child = spawn('bash', ['-euo', 'pipefail', '-c', runnable], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.setEncoding('utf8').on('data', (text: string) => { stdout += text })
-    child.stderr.setEncoding('utf8').on('data', (text: string) => { stderr += text })
-    // A bound, not a measurement: an example that never ends is a failing example.
-    const timer = setTimeout(() => { child.kill('SIGKILL') }, 60000)
-    child.once('error', reject)
-    child.once('close', (code) => {
-      clearTimeout(timer)
-      resolve({ code, stdout, stderr })
-    })
-  })
+function runScript (script: string): Promise<ExampleRun> {
+  const runnable = script.replaceAll(DEFAULT_ADDRESS, `127.0.0.1:${server.port}`).replaceAll(MICROPHONE, `sox ${SPEECH} `)
+  return runExample('bash', ['-euo', 'pipefail', '-c', runnable], { cwd: dir })
 }
 
 // Events as curl prints an SSE stream: the `data:` lines.
