@@ -48,6 +48,19 @@ export class VadSegmenter {
     return this.#speaking
   }
 
+  /**
+   * While speaking: how many more frames, all silent, would end the utterance (null when not
+   * speaking). The caller uses it to send those frames to the VAD at once instead of gathering
+   * more: the end of speech is the one boundary whose latency a client waits on.
+   */
+  get framesUntilEnd (): number | null {
+    if (!this.#speaking) return null
+    const silenceStart = this.#silenceStart >= 0 ? this.#silenceStart : this.#frames * VAD_FRAME_SAMPLES
+    // The first frame whose end satisfies frameEnd - (silenceStart + frame) >= minSilence.
+    const endSample = silenceStart + VAD_FRAME_SAMPLES + this.#minSilenceSamples
+    return Math.max(1, Math.ceil(endSample / VAD_FRAME_SAMPLES) - this.#frames)
+  }
+
   push (probabilities: Float32Array): VadBoundary[] {
     const boundaries: VadBoundary[] = []
     for (const p of probabilities) {

@@ -138,8 +138,10 @@ export class SegmentedRunner implements ChannelRunner {
       this.#idle?.()
       return
     }
-    // A finalize wants its frames decided now, not once more audio has been gathered.
-    if (frames < MIN_VAD_FRAMES_PER_TASK && !this.#finishing && !this.#gatherExpired && this.#finalizing.length === 0) {
+    // A finalize wants its frames decided now, not once more audio has been gathered; so does a
+    // silence run these frames may complete (the end of speech: a client waits for its final).
+    const ending = this.#segmenter.framesUntilEnd
+    if (frames < MIN_VAD_FRAMES_PER_TASK && !this.#finishing && !this.#gatherExpired && this.#finalizing.length === 0 && (ending === null || frames < ending)) {
       this.#gatherTimer ??= setTimeout(() => {
         this.#gatherTimer = null
         this.#gatherExpired = true

@@ -75,6 +75,9 @@ export class TaskPool<Task, Result> {
       // and a fault in them would surface inside some later, unrelated task. With atomics off an
       // idle thread's loop keeps running; each task costs one port message (microseconds).
       atomics: 'disabled',
+      // Piscina's own wait/run histograms: unused (the metrics keep their own), and a cost on
+      // every task, of which the VAD sends thousands a second under load.
+      recordTiming: false,
       workerData: options.workerData
     })
     const onWorkerError = options.onWorkerError ??

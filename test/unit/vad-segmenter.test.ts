@@ -212,3 +212,22 @@ t.test('agrees with a port of Silero\'s VADIterator on random sequences', async 
   t.ok(boundaries > 100, `the sequences produced boundaries to compare (${boundaries})`)
   t.pass('all sequences agree')
 })
+
+t.test('framesUntilEnd: exactly the silent frames that end the utterance', async t => {
+  for (const minSilenceMs of [100, 128, 500]) {
+    for (const silentSoFar of [0, 1, 3]) {
+      const seg = new VadSegmenter({ ...base, minSilenceMs })
+      t.equal(seg.framesUntilEnd, null, 'not speaking: null')
+      seg.push(probs(S, S, ...Array<number>(silentSoFar).fill(Q)))
+      const n = seg.framesUntilEnd
+      if (n === null) {
+        t.fail('speaking, so a number')
+        continue
+      }
+      t.same(seg.push(probs(...Array<number>(n - 1).fill(Q))), [], `${minSilenceMs} ms, ${silentSoFar} silent: ${n - 1} more frames do not end it`)
+      t.equal(seg.framesUntilEnd, 1, 'one frame to go')
+      t.same(seg.push(probs(Q)).map((b) => b.kind), ['end'], `${minSilenceMs} ms, ${silentSoFar} silent: frame ${n} ends it`)
+      t.equal(seg.framesUntilEnd, null)
+    }
+  }
+})

@@ -1,0 +1,33 @@
+// The bare limit of voice activity detection: Silero v5 alone in one thread (no Piscina, no
+// server), fed as live streams feed it: one 32 ms frame per stream per run, `batch` streams per
+// run. Prints one JSON line: CPU ms per second of audio per stream at each batch size.
+// Run by capacity.bench.ts: node bench/capacity/silero-limit.ts <batch,batch,...>
+import { SileroVad, VAD_CONTEXT_SAMPLES, VAD_FRAME_SAMPLES, VAD_SAMPLE_RATE, VAD_STATE_SIZE, type VadItem } from '../../src/audio/silero-vad.ts'
+
+const batches = (process.argv[2] ?? '1,8,32').split(',').map(Number)
+const FRAME_SECONDS = VAD_FRAME_SAMPLES / VAD_SAMPLE_RATE
+
+function noise (seed: number): Float32Array {
+  const out = new Float32Array(VAD_FRAME_SAMPLES)
+  let x = seed
+  for (let i = 0; i < out.length; i++) {
+    x = (Math.imul(x, 1103515245) + 12345) >>> 0
+    out[i] = ((x / 4294967296) * 2 - 1) * 0.3
+  }
+  return out
+}
+
+const vad = await SileroVad.load()
+const items = (batch: number): VadItem[] => Array.from({ length: batch }, (_, i) => ({ frames: noise(i + 1), context: new Float32Array(VAD_CONTEXT_SAMPLES), state: new Float32Array(VAD_STATE_SIZE) }))
+await vad.run(items(8)) // warm-up
+const result: Record<string, number> = {}
+for (const batch of batches) {
+  const runs = Math.max(20, Math.round(4000 / batch))
+  const cpu = process.cpuUsage()
+  for (let r = 0; r < runs; r++) await vad.run(items(batch))
+  const used = process.cpuUsage(cpu)
+  const audioSeconds = runs * batch * FRAME_SECONDS
+  result[String(batch)] = (used.user + used.system) / 1000 / audioSeconds
+}
+await vad.close()
+process.stdout.write(JSON.stringify(result) + '\n')
