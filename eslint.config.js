@@ -17,10 +17,10 @@ export default [
       parser: tseslint.parser,
       parserOptions: {
         // The .ts files are type-checked with the repo's tsconfig.json; the few plain JavaScript
-        // files (config files, the package's bin, helper scripts) are outside it and get the
+        // files (config files, the package's bin, helper scripts, the browser example) are outside it and get the
         // service's default project. Its patterns take no `**`, hence one per folder.
         projectService: {
-          allowDefaultProject: ['*.js', '*.mjs', 'bin/*.js', 'scripts/*.js', 'scripts/*.mjs'],
+          allowDefaultProject: ['*.js', '*.mjs', 'bin/*.js', 'scripts/*.js', 'scripts/*.mjs', 'examples/browser/*.js'],
         },
         tsconfigRootDir: import.meta.dirname,
       },
@@ -40,6 +40,13 @@ export default [
       // operator stays forbidden inside expressions, where it only obscures `undefined`.
       'no-void': ['error', { allowAsStatement: true }],
     },
+  },
+  {
+    // The browser example is a plain script for a page: the browser's globals that neostandard's
+    // list lacks.
+    name: 'streamer/browser-example',
+    files: ['examples/browser/*.js'],
+    languageOptions: { globals: { EventSource: 'readonly', location: 'readonly' } },
   },
   {
     name: 'streamer/ts-overrides',

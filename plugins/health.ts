@@ -28,7 +28,10 @@ export default async function health (app: FastifyInstance): Promise<void> {
     config: { auth: 'public' },
     schema: { operationId: 'getReadiness', summary: 'Readiness: workers warm and not shutting down', response: { 200: Readiness, 503: Readiness } }
   }, async (_request, reply) => {
-    const ready = !closing && app.streamer.ready
+    // In a cluster, an instance that cannot reach Redis takes no traffic: its paired routes
+    // would answer 503 (WebSocket and upload streams still work on it, but a balancer cannot
+    // route by transport).
+    const ready = !closing && app.streamer.ready && (app.cluster === undefined || app.cluster.ready)
     return reply.code(ready ? 200 : 503).send({ ready })
   })
 }

@@ -27,6 +27,8 @@ async function metricsPlugin (app: FastifyInstance, options: MetricsPluginOption
   const { metrics } = options
   const { port, require_auth: requireAuth } = app.streamer.config.metrics
   metrics.observePools(() => app.streamer.stats())
+  const cluster = app.cluster
+  if (cluster !== undefined) metrics.observeCluster(() => ({ redisUp: cluster.ready, members: cluster.members, owned: cluster.ownedCount }))
   let separate: Server | null = null
   app.decorate('metricsAddress', () => {
     const address = separate?.address()

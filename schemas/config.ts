@@ -62,6 +62,18 @@ export const PairedConfig = Type.Object({
 }, { $id: 'PairedConfig', default: {}, additionalProperties: false, description: 'Paired sessions: audio POSTed in chunks by session id, events read from an EventSource' })
 export type PairedConfig = Static<typeof PairedConfig>
 
+// Scale-out: with redis_url the instance joins a cluster of instances sharing one Redis
+// (paired sessions served by any instance, cluster-wide session limits, failover).
+export const ClusterConfig = Type.Object({
+  redis_url: Type.Optional(Type.String({ minLength: 1, description: 'redis://host:port of the Redis the instances share (env REDIS_URL). Unset: a single instance, no Redis needed' })),
+  instance_id: Type.Optional(Type.String({ minLength: 1, pattern: '^[A-Za-z0-9_.-]+$', description: 'This instance\'s name in the cluster (metrics, ownership). Unset: a random one at start-up' })),
+  key_prefix: Type.String({ minLength: 1, default: 'streamer', description: 'Prefix of every Redis key the cluster uses, so several clusters can share one Redis' }),
+  heartbeat_ms: Type.Integer({ minimum: 50, default: 1000, description: 'How often an instance renews its heartbeat and publishes its session counts' }),
+  claim_timeout_ms: Type.Integer({ minimum: 200, default: 5000, description: 'An instance whose heartbeat is this old is dead: its sessions are claimed by another instance and its counts no longer count' }),
+  audio_retention_chunks: Type.Integer({ minimum: 16, default: 100000, description: 'Audio chunks kept per paired session in Redis, so another instance can rebuild the session after a failure; a session that sent more cannot be rebuilt and ends with audio_retention_exceeded' })
+}, { $id: 'ClusterConfig', default: {}, additionalProperties: false, description: 'Scale-out: several instances sharing one Redis' })
+export type ClusterConfig = Static<typeof ClusterConfig>
+
 export const ShutdownConfig = Type.Object({
   drain_seconds: Type.Number({ minimum: 0, default: 20, description: 'On SIGTERM/SIGINT open streams are drained (told, finalised, end sent) for at most this long; then what is still open is ended with shutting_down and the process exits. The default fits in Kubernetes\' 30 s grace period' })
 }, { $id: 'ShutdownConfig', default: {}, additionalProperties: false, description: 'Graceful shutdown' })
@@ -97,6 +109,7 @@ export const ServerConfig = Type.Object({
   vad: VadConfig,
   limits: LimitsConfig,
   paired: PairedConfig,
+  cluster: ClusterConfig,
   shutdown: ShutdownConfig,
   auth: AuthConfig,
   metrics: MetricsConfig

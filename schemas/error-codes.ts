@@ -49,6 +49,8 @@ const CATALOGUE = {
   internal: { status: 500, close: 1011, ends_stream: false, meaning: 'A server fault (for example a crashed worker). Inside a stream it concerns one segment and the stream goes on; a fault of the transport itself ends the connection.' },
   not_ready: { status: 503, close: 1013, retry_after: 5, ends_stream: false, meaning: 'The server is starting, or every model thread is stuck, and takes no streams; retry shortly.' },
   shutting_down: { status: 503, close: 1012, retry_after: 5, ends_stream: true, meaning: 'The server is shutting down: new streams are refused, and a stream still open when the drain deadline (shutdown.drain_seconds) passes is ended.' },
+  cluster_unavailable: { status: 503, close: 1013, retry_after: 2, ends_stream: false, meaning: 'This instance is in a cluster (cluster.redis_url) and cannot reach its Redis now, so it cannot serve paired sessions; retry shortly (another instance may answer).' },
+  audio_retention_exceeded: { status: 410, close: 1011, ends_stream: true, meaning: 'The instance that ran this paired session stopped, and its audio was no longer all kept in Redis (cluster.audio_retention_chunks), so no other instance could rebuild it; start a new session.' },
   too_many_sessions: { status: 503, close: 1013, retry_after: 2, ends_stream: false, meaning: 'The server (limits.max_sessions), this client address (limits.max_sessions_per_ip) or this API key (limits.max_sessions_per_key) is at its limit of open sessions; retry shortly.' }
 } as const satisfies Record<string, ErrorSpec>
 

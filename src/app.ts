@@ -13,6 +13,7 @@ import requestLog from '../plugins/request-log.ts'
 import websocketTransport from '../plugins/websocket/index.ts'
 import httpStreamTransport from '../plugins/http-stream/index.ts'
 import pairedSessionTransport from '../plugins/paired-session/index.ts'
+import cluster from '../plugins/cluster.ts'
 import auth, { withLogRedaction } from '../plugins/auth/index.ts'
 import corsPolicy from '../plugins/auth/cors.ts'
 import tokensRoute from '../plugins/auth/tokens.ts'
@@ -63,6 +64,7 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
   await app.register(openapi)
   await app.register(tokensRoute)
   await app.register(streamerCore, { config: options.config, configDir: options.configDir, observer, background: options.background })
+  await app.register(cluster)
   await app.register(metricsPlugin, { metrics })
   await app.register(health)
   await app.register(websocketTransport)

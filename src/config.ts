@@ -183,7 +183,8 @@ export const ENV: ReadonlyArray<readonly [name: string, path: readonly string[]]
   // Comma-separated: key1,key2,sha256:<hex>.
   ['STREAMER_API_KEYS', ['auth', 'api_keys']],
   ['STREAMER_TOKEN_SECRET', ['auth', 'token_secret']],
-  ['METRICS_PORT', ['metrics', 'port']]
+  ['METRICS_PORT', ['metrics', 'port']],
+  ['REDIS_URL', ['cluster', 'redis_url']]
 ]
 
 function schemaAt (path: readonly string[]): TSchema {

@@ -61,6 +61,8 @@ async function routes (app: FastifyInstance): Promise<void> {
   // Each session's mode, for tokens scoped to a mode; forgotten with the session.
   const modes = new Map<string, Mode>()
   const sessions = new PairedSessions({ limits: config, onClose: (session) => { modes.delete(session.id) } })
+  // In a cluster (cluster.redis_url) every route body goes to clustered-sessions.ts instead.
+  const clustered = app.cluster
   app.addHook('onRequest', async (request) => {
     const id = (request.params as { id?: unknown } | undefined)?.id
     if (typeof id === 'string') checkScope(request.auth, { sessionId: id, mode: modes.get(id) })
@@ -95,6 +97,11 @@ async function routes (app: FastifyInstance): Promise<void> {
     const key = keyIdOf(request.auth)
     streamer.admit(request.ip, key)
     const id = SessionRegistry.newId()
+    if (clustered !== undefined) {
+      await clustered.create(request, mode, fields, key, id)
+      const base = `${PAIRED_PREFIX}/${id}`
+      return reply.code(201).send({ id, events_url: `${base}/events`, audio_url: `${base}/audio`, stop_url: `${base}/stop`, expires_in: streamer.config.limits.idle_timeout_seconds })
+    }
     const paired = sessions.create(id)
     const sink: StreamSink = {
       send: (event) => { paired.record(event) },
@@ -128,6 +135,7 @@ async function routes (app: FastifyInstance): Promise<void> {
     // A HEAD would open (and count as) a reader; EventSource never sends one.
     exposeHeadRoute: false
   }, (request, reply) => {
+    if (clustered !== undefined) return clustered.events(request, reply, request.params.id, parseLastEventId(lastHeader(request.headers['last-event-id']), request.query.last_event_id))
     const paired = sessions.get(request.params.id)
     const lastId = parseLastEventId(lastHeader(request.headers['last-event-id']), request.query.last_event_id)
     let stream: EventStream | undefined
@@ -170,9 +178,13 @@ async function routes (app: FastifyInstance): Promise<void> {
     config: { quietRequestLog: true, auth: 'stream' },
     onRequest: requireMediaType(['application/octet-stream'], 'audio chunks as raw PCM')
   }, async (request, reply) => {
-    const paired = sessions.get(request.params.id)
     const seq = request.query.seq
     const bytes = request.body instanceof Uint8Array ? request.body : new Uint8Array(0)
+    if (clustered !== undefined) {
+      const { status, ack } = await clustered.pushChunk(request.params.id, seq, bytes)
+      return reply.code(status).send(ack)
+    }
+    const paired = sessions.get(request.params.id)
     const ack = paired.pushChunk(seq, bytes)
     // 202: held, not yet applied (an earlier seq is missing).
     return reply.code(ack.buffered?.includes(seq) === true && ack.duplicate !== true ? 202 : 200).send(ack)
@@ -182,7 +194,8 @@ async function routes (app: FastifyInstance): Promise<void> {
     schema: { params: PairedSessionParams, response: { 204: Type.Null({ description: 'The idle clock started over' }), ...ERROR_RESPONSES } },
     config: { quietRequestLog: true, auth: 'stream' }
   }, async (request, reply) => {
-    sessions.get(request.params.id).keepalive()
+    if (clustered !== undefined) await clustered.control(request.params.id, 'keepalive')
+    else sessions.get(request.params.id).keepalive()
     return reply.code(204).send()
   })
 
@@ -190,6 +203,7 @@ async function routes (app: FastifyInstance): Promise<void> {
     schema: { params: PairedSessionParams, response: { 202: PairedFinalizeAck, ...ERROR_RESPONSES } },
     config: { auth: 'stream' }
   }, async (request, reply) => {
+    if (clustered !== undefined) return reply.code(202).send({ accepted_seq: await clustered.control(request.params.id, 'finalize') })
     const paired = sessions.get(request.params.id)
     paired.finalize()
     return reply.code(202).send({ accepted_seq: paired.acceptedSeq })
@@ -199,7 +213,7 @@ async function routes (app: FastifyInstance): Promise<void> {
     schema: { params: PairedSessionParams, response: { 202: PairedStopAck, ...ERROR_RESPONSES } },
     config: { auth: 'stream' }
   }, async (request, reply) => {
-    const ack = sessions.get(request.params.id).stop()
+    const ack = clustered !== undefined ? await clustered.stop(request.params.id) : sessions.get(request.params.id).stop()
     return reply.code(202).send(ack)
   })
 }

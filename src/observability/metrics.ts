@@ -54,6 +54,12 @@ export interface StreamerMetricsOptions {
   runtime?: boolean
 }
 
+export interface ClusterSnapshot {
+  redisUp: boolean
+  members: ReadonlyMap<string, number> // instance id -> open sessions
+  owned: number
+}
+
 export class StreamerMetrics {
   readonly registry = new Registry()
   readonly #stages: Record<StageName, StageInstruments>
@@ -246,6 +252,39 @@ export class StreamerMetrics {
   }
 
   // Where pool counters come from (a started Streamer's stats()).
+  // Cluster membership (cluster.redis_url): read at scrape time from what the last heartbeat saw.
+  observeCluster (snapshot: () => ClusterSnapshot): void {
+    const registers = [this.registry]
+    this.#scraped.push(new Gauge({
+      name: `${METRIC_PREFIX}cluster_redis_up`,
+      help: 'Whether this instance reaches the cluster\'s Redis (1) or not (0)',
+      registers,
+      collect () { this.set(snapshot().redisUp ? 1 : 0) }
+    }))
+    this.#scraped.push(new Gauge({
+      name: `${METRIC_PREFIX}cluster_members`,
+      help: 'Live instances in the cluster (heartbeat not expired), as this instance last saw them',
+      registers,
+      collect () { this.set(snapshot().members.size) }
+    }))
+    this.#scraped.push(new Gauge({
+      name: `${METRIC_PREFIX}cluster_instance_sessions`,
+      help: 'Open sessions of each live instance (every transport), as published with its heartbeat',
+      labelNames: ['instance'] as const,
+      registers,
+      collect () {
+        this.reset()
+        for (const [instance, sessions] of snapshot().members) this.set({ instance }, sessions)
+      }
+    }))
+    this.#scraped.push(new Gauge({
+      name: `${METRIC_PREFIX}cluster_owned_paired_sessions`,
+      help: 'Paired sessions whose pipeline runs on this instance (created here or claimed after a failure)',
+      registers,
+      collect () { this.set(snapshot().owned) }
+    }))
+  }
+
   observePools (stats: () => PoolStats): void {
     this.#pools = stats
   }

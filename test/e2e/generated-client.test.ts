@@ -23,7 +23,7 @@ t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
 const USE_CLIENT = `import { readFileSync } from 'node:fs'
 import { client } from './client/client.gen.ts'
 import { appendSessionAudio, createSession, stopSession, streamSessionEvents } from './client/index.ts'
-import type { AudioFormat, EndEvent, StreamEvent } from './client/index.ts'
+import type { EndEvent, PairedSessionCreate, StreamEvent } from './client/index.ts'
 
 const [baseUrl = '', rawPath = '', formatJson = '{}', chunkText = '3200'] = process.argv.slice(2)
 client.setConfig({ baseUrl })
@@ -33,7 +33,7 @@ const refused = await createSession({ body: { mode: 'segmented', format: { chann
 if (refused.error === undefined) throw new Error('a session with 0 channels was accepted')
 console.error(\`refused \${refused.response?.status} \${refused.error.code}: \${refused.error.message}\`)
 
-const format = JSON.parse(formatJson) as AudioFormat
+const format = JSON.parse(formatJson) as PairedSessionCreate['format']
 const created = await createSession({ body: { mode: 'segmented', format, interim_results: true } })
 if (created.data === undefined) throw new Error(\`createSession failed: \${JSON.stringify(created.error)}\`)
 const { id } = created.data

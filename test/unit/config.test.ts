@@ -188,7 +188,8 @@ t.test('valid environment values win over the file; empty ones are unset', async
     SHUTDOWN_DRAIN_SECONDS: '5',
     STREAMER_API_KEYS: 'key-one,key-two',
     STREAMER_TOKEN_SECRET: 'a-token-secret-of-at-least-32-characters',
-    METRICS_PORT: '9100'
+    METRICS_PORT: '9100',
+    REDIS_URL: 'redis://127.0.0.1:6379'
   }
   t.same(ENV.map(([name]) => name).sort(), Object.keys(env).sort(), 'every variable is covered here')
   const { config } = load({ port: 1, limits: { max_sessions: 2, max_channels: 1 } }, env)
@@ -204,6 +205,7 @@ t.test('valid environment values win over the file; empty ones are unset', async
   t.same(config.auth.api_keys, ['key-one', 'key-two'])
   t.equal(config.auth.token_secret, 'a-token-secret-of-at-least-32-characters')
   t.equal(config.metrics.port, 9100)
+  t.equal(config.cluster.redis_url, 'redis://127.0.0.1:6379')
   t.equal(config.vad.threads, 2)
   t.same([config.limits.max_channels, config.limits.max_sessions, config.limits.max_frame_bytes, config.limits.max_upload_bytes], [4, 10, 2048, 4096])
   t.equal(load({ port: 1 }, { PORT: '' }).config.port, 1)

@@ -52,15 +52,55 @@ t.test('the streaming routes and the paired-session routes are all described', a
     const found = byId.get(id)
     t.same(found && [found.method, found.path], [method, path], `${id} is ${method.toUpperCase()} ${path}`)
   }
-  // SSE responses carry the event union, so a generator produces a typed event stream.
-  for (const id of ['streamSegmented', 'streamSimple', 'streamSessionEvents']) {
+  // SSE responses are a stream of StreamEvents: x-itemSchema (OpenAPI 3.2's itemSchema) says
+  // so, and schema too, for generators that type each event from it (hey-api).
+  for (const id of ['streamSegmented', 'streamSegmentedPut', 'streamSimple', 'streamSimplePut', 'streamSessionEvents']) {
     const ok = (byId.get(id)?.operation.responses as Record<string, Json> | undefined)?.['200']
-    t.same((ok?.content as Json | undefined)?.['text/event-stream'], { schema: { $ref: '#/components/schemas/StreamEvent' } }, `${id}: 200 is text/event-stream of StreamEvent`)
+    const sse = (ok?.content as Json | undefined)?.['text/event-stream'] as Json | undefined
+    t.same(sse?.schema, { $ref: '#/components/schemas/StreamEvent' }, `${id}: 200 is text/event-stream of StreamEvent`)
+    t.same(sse?.['x-itemSchema'], { $ref: '#/components/schemas/StreamEvent' }, `${id}: each event is a StreamEvent (x-itemSchema)`)
+    t.match(ok?.description, /x-itemSchema/, `${id}: the response documents the extension`)
+  }
+  for (const mode of ['Segmented', 'Simple']) {
+    const body = byId.get(`stream${mode}`)?.operation.requestBody as { content: Record<string, Json> } | undefined
+    for (const type of ['application/octet-stream', 'audio/wav']) t.same(body?.content[type]?.schema, { type: 'string', format: 'binary' }, `stream${mode}: ${type} is binary`)
   }
   const union = schemas.StreamEvent?.anyOf as Json[] | undefined
   t.same(union?.map((s) => s.$ref), ['StartedEvent', 'SegmentEvent', 'DataEvent', 'ActiveEvent', 'InactiveEvent', 'AckEvent', 'FinalizedEvent', 'ErrorEvent', 'ShutdownEvent', 'EndEvent'].map((n) => `#/components/schemas/${n}`), 'StreamEvent is the union of the ten events')
   const audio = byId.get('appendSessionAudio')?.operation.requestBody as Json | undefined
   t.same((audio?.content as Json | undefined)?.['application/octet-stream'], { schema: { type: 'string', format: 'binary' } }, 'audio chunks are binary bodies')
+})
+
+t.test('servers, enums, examples, error responses and security', async (t) => {
+  t.same(document.servers, [{ url: '/', description: 'The server that serves this document' }], 'relative: whatever host and port serves it')
+  t.same(schemas.Mode, { type: 'string', enum: ['segmented', 'simple'] }, 'a union of literals is an enum')
+  t.same(schemas.Encoding?.enum, ['pcm', 'mulaw', 'alaw'])
+  t.notMatch(committed, /PairedErrorResponse/, 'the error body has one name')
+  t.same(Object.keys((document.components as { securitySchemes: Json }).securitySchemes).sort(), ['apiKey', 'token'])
+  for (const { path, method, operation } of operations) {
+    const name = `${method.toUpperCase()} ${path}`
+    t.ok(Array.isArray(operation.security) && operation.security.length > 0, `${name}: security`)
+    const responses = operation.responses as Record<string, Json>
+    t.notOk(Object.keys(responses).some((s) => /x/i.test(s)), `${name}: no status ranges (4XX)`)
+    for (const status of ['401', '403', '429', '500']) t.ok(responses[status], `${name}: ${status}`)
+    const bodies = [...Object.entries((operation.requestBody as { content?: Record<string, Json> } | undefined)?.content ?? {}), ...Object.values(responses).flatMap((r) => Object.entries((r.content ?? {}) as Record<string, Json>))]
+    for (const [type, media] of bodies) {
+      if ((media.schema as Json | undefined)?.format === 'binary') continue // a file picker in Swagger UI
+      t.not(media.example, undefined, `${name}: ${type} has an example`)
+    }
+  }
+  const create = paths['/api/v1/sessions']?.post?.requestBody as { content: Record<string, Json> }
+  t.same(create.content['application/json']?.example, { mode: 'segmented', format: { channels: 1, sample_rate: 16000, bit_depth: 16, is_float: false }, interim_results: true })
+})
+
+t.test('the examples are what the server answers with: Try it out works unedited', async (t) => {
+  const server = await startServer()
+  t.teardown(() => server.close())
+  const create = paths['/api/v1/sessions']?.post as Json
+  const created = await server.app.inject({ method: 'POST', url: '/api/v1/sessions', payload: ((create.requestBody as { content: Record<string, Json> }).content['application/json'] as Json).example as Json })
+  t.equal(created.statusCode, 201, 'createSession\'s example body creates a session')
+  const token = await server.app.inject({ method: 'POST', url: '/api/v1/tokens', payload: ((paths['/api/v1/tokens']?.post?.requestBody as { content: Record<string, Json> }).content['application/json'] as Json).example as Json })
+  t.not(token.statusCode, 400, 'createToken\'s example body is valid')
 })
 
 t.test('a running server serves the same document, and a docs page', async (t) => {
@@ -76,4 +116,10 @@ t.test('a running server serves the same document, and a docs page', async (t) =
   t.equal(docs.statusCode, 200)
   t.match(docs.headers['content-type'], /text\/html/)
   t.match(docs.body, /swagger-ui/i, 'a Swagger UI page')
+  const asyncapi = await server.app.inject('/api/v1/asyncapi.yaml')
+  t.equal(asyncapi.statusCode, 200)
+  t.match(asyncapi.headers['content-type'], /yaml/)
+  t.equal(asyncapi.body, readFileSync(new URL('../../asyncapi.yaml', import.meta.url), 'utf8'), 'GET /api/v1/asyncapi.yaml is asyncapi.yaml')
+  const initializer = await server.app.inject('/docs/json')
+  t.match(initializer.body, /\/api\/v1\/asyncapi\.yaml/, 'the docs page links to asyncapi.yaml')
 })

@@ -1,0 +1,356 @@
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { ServerConfig } from '../../schemas/config.ts'
+import { ApiError } from '../../schemas/error-codes.ts'
+import type { StreamEvent } from '../../schemas/events.ts'
+import type { Mode } from '../../schemas/messages.ts'
+import { ErrorReply } from 'redis'
+import { command, connect, entries, type RedisConnection } from '../../src/cluster/connection.ts'
+import { Membership } from '../../src/cluster/membership.ts'
+import { SessionStore } from '../../src/cluster/session-store.ts'
+import type { Streamer } from '../../src/core/streamer.ts'
+import type { Stream } from '../../src/core/stream.ts'
+import { openEventStream } from '../event-stream.ts'
+
+// Paired sessions across instances (cluster.redis_url). Any instance answers any request: the
+// chunk reordering is a Lua script on the session's Redis hash (src/cluster/session-store.ts),
+// so the ack is the same wherever the POST lands. One instance, the owner, runs the session's
+// pipeline: it consumes the session's audio stream (chunks in seq order, then stop/finalize/
+// keepalive entries) and publishes every event to the events stream with its event id as the
+// entry id. Readers on any instance replay from Last-Event-ID with XRANGE and follow with XREAD.
+// When an owner's heartbeat expires, another instance claims the session, replays its audio
+// stream from the start into a fresh pipeline and publishes only the events past the last one
+// already published (same audio, deterministic segmentation: the same events, the same ids).
+
+const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
+
+interface OwnedOptions { id: string, mode: Mode, startJson: string, key: string | undefined, client: string | undefined, publishedUpTo: number }
+
+export class ClusterNode {
+  readonly membership: Membership
+  readonly store: SessionStore
+  readonly #config: ServerConfig
+  readonly #streamer: Streamer
+  readonly #client: RedisConnection // requests: fails fast while Redis is down
+  readonly #publisher: RedisConnection // events and owner state: queued over a disconnect
+  readonly #owned = new Map<string, Owned>()
+  readonly #log: (message: string, error?: unknown) => void
+  #timer: NodeJS.Timeout | null = null
+  #beatOk = false
+  #closing = false
+  readonly #blocking = new Set<RedisConnection>()
+
+  private constructor (streamer: Streamer, client: RedisConnection, publisher: RedisConnection, log: (message: string, error?: unknown) => void) {
+    this.#streamer = streamer
+    this.#config = streamer.config
+    this.#client = client
+    this.#publisher = publisher
+    this.#log = log
+    this.membership = new Membership(client, this.#config.cluster)
+    this.store = new SessionStore(client, this.membership.prefix)
+  }
+
+  static async start (streamer: Streamer, log: (message: string, error?: unknown) => void): Promise<ClusterNode> {
+    const url = streamer.config.cluster.redis_url as string
+    const onError = (error: unknown): void => { log('redis connection error', error) }
+    const client = await connect({ url, queueWhileOffline: false, onError })
+    const publisher = await connect({ url, queueWhileOffline: true, onError })
+    const node = new ClusterNode(streamer, client, publisher, log)
+    await node.#tick()
+    node.#timer = setInterval(() => { void node.#tick() }, streamer.config.cluster.heartbeat_ms)
+    node.#timer.unref()
+    return node
+  }
+
+  get ready (): boolean { return this.#client.isReady && this.#beatOk }
+  get ownedCount (): number { return this.#owned.size }
+  // The live members and their session counts as of the last heartbeat, for /metrics.
+  members: ReadonlyMap<string, number> = new Map()
+
+  // Heartbeat with this instance's counts, then look for sessions whose owner died.
+  async #tick (): Promise<void> {
+    try {
+      const perKey = new Map<string, number>()
+      for (const stream of this.#streamer.registry.entries()) if (stream.key !== undefined) perKey.set(stream.key, (perKey.get(stream.key) ?? 0) + 1)
+      await this.membership.beat({ total: this.#streamer.registry.size, perKey })
+      this.#beatOk = true
+      this.members = await this.membership.members()
+      if (this.#closing || !this.#streamer.ready) return
+      for (const id of await this.store.openIds()) {
+        if (this.#owned.has(id)) continue
+        const stored = await this.store.get(id)
+        if (stored === null) { await command(this.#client, ['SREM', this.store.sessionsKey, id]); continue }
+        if (stored.owner === this.membership.id || await this.membership.isAlive(stored.owner)) continue
+        if (!await this.store.claim(id, this.membership.id)) continue
+        this.#log(`claimed paired session ${id} from ${stored.owner}`)
+        await this.#rebuild(id, stored.mode as Mode, stored.start, stored.key)
+      }
+    } catch (error) {
+      this.#beatOk = false
+      this.#log('cluster heartbeat failed', error)
+    }
+  }
+
+  async #rebuild (id: string, mode: Mode, startJson: string, key: string | undefined): Promise<void> {
+    const published = await this.store.lastEventId(id)
+    const first = entries(await command(this.#client, ['XRANGE', this.store.audioKey(id), '-', '+', 'COUNT', 1]))[0]
+    if (first?.[1].t !== 'start') {
+      // The audio from the start is no longer all kept: the session cannot be rebuilt.
+      const event: StreamEvent = { type: 'error', channel: null, code: 'audio_retention_exceeded', message: `The instance running this session stopped and its audio was no longer all kept (cluster.audio_retention_chunks = ${this.#config.cluster.audio_retention_chunks}), so it could not be rebuilt; start a new session` }
+      await this.publish(id, published + 1, event)
+      await this.store.markEnded(id, 'audio_retention_exceeded', this.#config.paired.linger_ms)
+      return
+    }
+    this.own({ id, mode, startJson, key, client: undefined, publishedUpTo: published })
+  }
+
+  // Runs the session's pipeline here. Throws what openStream throws (limits).
+  own (options: OwnedOptions): void {
+    const owned = new Owned(this, this.#streamer, options, () => { this.#owned.delete(options.id) })
+    this.#owned.set(options.id, owned)
+    try {
+      owned.open()
+    } catch (error) {
+      this.#owned.delete(options.id)
+      throw error
+    }
+  }
+
+  // Retried until Redis has it: a command in flight when the connection drops fails (it is not
+  // queued again), and Redis may or may not have applied it. XADD with the event's own id is
+  // idempotent: a retry of an applied one is refused as "equal or smaller", which means done.
+  async publish (id: string, eventId: number, event: StreamEvent): Promise<void> {
+    await this.#retried(['XADD', this.store.eventsKey(id), 'MAXLEN', String(this.#config.paired.replay_events), `${eventId}-1`, 'e', JSON.stringify(event)])
+  }
+
+  async #retried (args: string[]): Promise<void> {
+    for (let attempt = 0; !this.#closing; attempt++) {
+      try {
+        await this.#publisher.sendCommand(args)
+        return
+      } catch (error) {
+        if (error instanceof ErrorReply) {
+          if (!error.message.includes('equal or smaller')) this.#log('publishing an event failed', error)
+          return
+        }
+        await sleep(Math.min(50 * (attempt + 1), 500))
+      }
+    }
+  }
+
+  async markEnded (id: string, endedBy: string | undefined): Promise<void> {
+    await this.#retried(['HSET', this.store.hashKey(id), 'state', 'ended', 'ended_by', endedBy ?? ''])
+    await this.#retried(['SREM', this.store.sessionsKey, id])
+    const ttl = String(Math.max(this.#config.paired.linger_ms, 1))
+    for (const key of [this.store.hashKey(id), `${this.store.hashKey(id)}:held`, this.store.audioKey(id), this.store.eventsKey(id)]) await this.#retried(['PEXPIRE', key, ttl])
+  }
+
+  async ownerCommand (args: string[]): Promise<unknown> {
+    return await this.#publisher.sendCommand(args)
+  }
+
+  // A connection of its own for one blocking XREAD.
+  async blockingConnection (): Promise<RedisConnection> {
+    const connection = this.#publisher.duplicate()
+    connection.on('error', () => {})
+    await connection.connect()
+    this.#blocking.add(connection)
+    return connection
+  }
+
+  release (connection: RedisConnection): void {
+    this.#blocking.delete(connection)
+    connection.destroy()
+  }
+
+  async close (): Promise<void> {
+    this.#closing = true
+    if (this.#timer !== null) clearInterval(this.#timer)
+    for (const owned of this.#owned.values()) owned.stopReading()
+    for (const connection of this.#blocking) connection.destroy()
+    this.#blocking.clear()
+    await this.membership.leave().catch(() => {})
+    this.#client.destroy()
+    this.#publisher.destroy()
+  }
+
+  // --- the routes' bodies ---
+
+  async create (request: FastifyRequest, mode: Mode, startFields: Record<string, unknown>, key: string | undefined, id: string): Promise<void> {
+    const limits = this.#config.limits
+    await this.membership.reserve(key, limits.max_sessions, limits.max_sessions_per_key)
+    const startJson = JSON.stringify(startFields)
+    await this.store.create(id, { start: startJson, mode, key, owner: this.membership.id, state: 'open' })
+    try {
+      this.own({ id, mode, startJson, key, client: request.ip, publishedUpTo: 0 })
+    } catch (error) {
+      await this.store.forget(id)
+      throw error
+    }
+  }
+
+  async pushChunk (id: string, seq: number, bytes: Uint8Array): Promise<{ status: number, ack: { accepted_seq: number, bytes: number, buffered?: number[], duplicate?: boolean } }> {
+    const paired = this.#config.paired
+    const result = await this.store.pushChunk(id, seq, bytes, { window: paired.reorder_window, maxBytes: paired.reorder_max_bytes, retention: this.#config.cluster.audio_retention_chunks })
+    const ack = { accepted_seq: result.accepted, bytes: result.bytes, ...(result.held.length > 0 ? { buffered: result.held } : {}), ...(result.status === 'duplicate' ? { duplicate: true } : {}) }
+    return { status: result.status === 'held' ? 202 : 200, ack }
+  }
+
+  async stop (id: string): Promise<{ accepted_seq: number, discarded?: number[] }> {
+    const { accepted, discarded } = await this.store.stop(id)
+    return { accepted_seq: accepted, ...(discarded.length > 0 ? { discarded } : {}) }
+  }
+
+  async control (id: string, type: 'finalize' | 'keepalive'): Promise<number> {
+    return await this.store.control(id, type)
+  }
+
+  // GET .../events: replay after `lastId`, then follow, until `end` (or the session is gone).
+  async events (request: FastifyRequest, reply: FastifyReply, id: string, lastId: number | null): Promise<FastifyReply> {
+    const stored = await this.store.get(id)
+    if (stored === null) throw new ApiError('not_found', 'No such session: the id is unknown, or the session ended and is no longer kept')
+    const after = lastId ?? 0
+    const last = await this.store.lastEventId(id)
+    if (after > last) throw new ApiError('invalid_message', `Last-Event-ID ${after} is ahead of this session's last event (${last}); resume with an id this session sent`, { field: 'Last-Event-ID' })
+    if (stored.state === 'ended' && after >= last) return await reply.code(204).send()
+    const first = await this.store.firstEventId(id)
+    const connection = await this.blockingConnection()
+    const stream = openEventStream(request, reply)
+    void stream.done.then(() => { this.release(connection) })
+    void (async () => {
+      let position = after
+      if (first !== null && after + 1 < first) {
+        stream.send({ type: 'error', channel: null, code: 'events_lost', message: `Events ${after + 1} to ${first - 1} are no longer in the replay buffer (it keeps the last ${this.#config.paired.replay_events}) and were lost` }, first - 1)
+        position = first - 1
+      }
+      try {
+        while (!stream.closed) {
+          const reply = await connection.sendCommand(['XREAD', 'COUNT', '256', 'BLOCK', '2000', 'STREAMS', this.store.eventsKey(id), `${position}-1`]) as Array<[string, unknown]> | null
+          if (reply === null) {
+            if (await connection.sendCommand<number>(['EXISTS', this.store.hashKey(id)]) === 0) break
+            continue
+          }
+          for (const [entryId, fields] of entries(reply[0]?.[1] as never)) {
+            const eventId = Number(entryId.split('-')[0])
+            position = eventId
+            const event = JSON.parse(fields.e ?? '{}') as StreamEvent
+            stream.send(event, eventId)
+            if (event.type === 'end' || (event.type === 'error' && event.code === 'audio_retention_exceeded')) { stream.end(); return }
+          }
+        }
+      } catch (error) {
+        if (!stream.closed) this.#log('events reader failed', error)
+      }
+      stream.end()
+    })()
+    return reply
+  }
+}
+
+// One session whose pipeline runs on this instance.
+class Owned {
+  readonly #node: ClusterNode
+  readonly #streamer: Streamer
+  readonly #options: OwnedOptions
+  readonly #onGone: () => void
+  #stream: Stream | null = null
+  #nextId = 0
+  #publishing: Promise<void> = Promise.resolve()
+  #reading = true
+  #connection: RedisConnection | null = null
+
+  constructor (node: ClusterNode, streamer: Streamer, options: OwnedOptions, onGone: () => void) {
+    this.#node = node
+    this.#streamer = streamer
+    this.#options = options
+    this.#onGone = onGone
+  }
+
+  open (): void {
+    const { id, mode, startJson, key, client } = this.#options
+    const start = this.#streamer.startParser.fromValidated(JSON.parse(startJson) as Parameters<Streamer['startParser']['fromValidated']>[0])
+    this.#stream = this.#streamer.openStream({
+      transport: 'paired',
+      mode,
+      start,
+      id,
+      client,
+      key,
+      sink: {
+        send: (event) => { this.#emit(event) },
+        close: () => { this.stopReading() }
+      }
+    })
+    void this.#consume()
+  }
+
+  stopReading (): void {
+    if (!this.#reading) return
+    this.#reading = false
+    if (this.#connection !== null) this.#node.release(this.#connection)
+    this.#onGone()
+  }
+
+  // Numbered here, as the single-instance event log numbers them; ids up to publishedUpTo were
+  // published by the previous owner and are not sent again.
+  #emit (event: StreamEvent): void {
+    const eventId = ++this.#nextId
+    const id = this.#options.id
+    if (eventId <= this.#options.publishedUpTo) return
+    this.#publishing = this.#publishing.then(async () => {
+      await this.#node.publish(id, eventId, event)
+      if (event.type === 'end') await this.#node.markEnded(id, this.#stream?.endedBy)
+    })
+  }
+
+  async #consume (): Promise<void> {
+    const id = this.#options.id
+    const stream = this.#stream as Stream
+    let position = '0'
+    try {
+      this.#connection = await this.#node.blockingConnection()
+      while (this.#reading) {
+        let reply: Array<[string, unknown]> | null
+        try {
+          reply = await this.#connection.sendCommand(['XREAD', 'COUNT', '64', 'BLOCK', '1000', 'STREAMS', this.#node.store.audioKey(id), position]) as Array<[string, unknown]> | null
+        } catch {
+          if (!this.#reading) return
+          await sleep(200)
+          continue
+        }
+        if (reply === null) continue
+        for (const [entryId, fields] of entries(reply[0]?.[1] as never)) {
+          position = entryId
+          await this.#apply(stream, fields)
+          if (!this.#reading) return
+        }
+      }
+    } catch (error) {
+      if (this.#reading) stream.abort()
+      void error
+    }
+  }
+
+  async #apply (stream: Stream, fields: Record<string, string>): Promise<void> {
+    switch (fields.t) {
+      case 'a': {
+        if (stream.paused) {
+          await this.#node.ownerCommand(['HSET', this.#node.store.hashKey(this.#options.id), 'paused', '1']).catch(() => {})
+          while (stream.paused && this.#reading) await sleep(20)
+          await this.#node.ownerCommand(['HSET', this.#node.store.hashKey(this.#options.id), 'paused', '0']).catch(() => {})
+        }
+        if (stream.accepting) stream.pushAudio(Buffer.from(fields.d ?? '', 'base64'))
+        break
+      }
+      case 'stop': {
+        const discarded = (fields.discarded ?? '') === '' ? [] : (fields.discarded as string).split(',')
+        if (discarded.length > 0) {
+          this.#emit({ type: 'error', channel: null, code: 'audio_lost', message: `The stream ended with chunks ${discarded.join(', ')} held waiting for an earlier seq, which never arrived; they were discarded` })
+        }
+        void stream.finish().catch(() => { stream.abort() })
+        break
+      }
+      case 'finalize': void stream.finalize().catch(() => { stream.abort() }); break
+      case 'keepalive': if (stream.accepting) stream.keepalive(); break
+    }
+  }
+}

@@ -1,0 +1,86 @@
+import t from 'tap'
+import { FIXTURE_NAMES, loadFixture } from '../helpers/fixtures.ts'
+import { chunksOf, createOk, createPaired, PairedReader, postChunk, stopPaired } from '../helpers/paired-client.ts'
+import { startRedis } from '../helpers/redis-server.ts'
+import { FAST_MODEL, startServer, type TestServer } from '../helpers/server.ts'
+import { assertSegmentedMatchesTruth } from '../helpers/speech-assertions.ts'
+import { sleep } from '../helpers/sse-collector.ts'
+
+// Cluster-wide limits, readiness without Redis, and a Redis restart mid-session (Redis with
+// its append-only file, as in production: it comes back with its data).
+
+const redis = await startRedis({ persist: true })
+const cluster = (name: string, extra: Record<string, unknown> = {}): Promise<TestServer> => startServer({
+  model: { threads: 1, options: FAST_MODEL },
+  cluster: { redis_url: redis.url, instance_id: name, heartbeat_ms: 200, claim_timeout_ms: 1500 },
+  ...extra
+})
+const instances = [await cluster('a'), await cluster('b')]
+t.teardown(async () => {
+  for (const server of instances) await server.close()
+  await redis.stop()
+})
+
+t.test('Redis restarted mid-session: the session completes, nothing lost', async (t) => {
+  const fixture = loadFixture('dialogue_44k_stereo')
+  const chunks = chunksOf(fixture)
+  const session = await createOk(instances[0]!.http, fixture)
+  const reader = new PairedReader([instances[1]!.http, instances[0]!.http], session.events_url)
+  const reading = reader.follow(60000)
+  let turn = 0
+  const pick = (): string => instances[turn++ % 2]!.http
+  const half = Math.floor(chunks.length / 2)
+  for (let seq = 0; seq < half; seq++) await postChunk(pick, session, seq, chunks[seq] as Uint8Array)
+  const restarting = redis.restart(800)
+  // Chunks sent meanwhile get 503 cluster_unavailable and are sent again (postChunk retries).
+  for (let seq = half; seq < chunks.length; seq++) await postChunk(pick, session, seq, chunks[seq] as Uint8Array)
+  await restarting
+  let stopped = await stopPaired(pick(), session)
+  for (let i = 0; i < 50 && stopped.status === 503; i++) { await sleep(100); stopped = await stopPaired(pick(), session) }
+  t.equal(stopped.status, 202)
+  const events = await reading
+  assertSegmentedMatchesTruth(t, events, fixture)
+  t.same(reader.ids, events.map((_, i) => i + 1), 'ids 1, 2, 3...: no gap, no duplicate over the reconnects')
+  t.equal(events.filter((e) => e.type === 'end').length, 1)
+})
+
+t.test('limits.max_sessions counts the sessions of every instance', async (t) => {
+  const limited = [await cluster('limited-a', { limits: { max_sessions: 2 } }), await cluster('limited-b', { limits: { max_sessions: 2 } })]
+  // The other instances' sessions are over; their counts reach Redis with the next heartbeat.
+  await sleep(500)
+  const fixture = loadFixture(FIXTURE_NAMES[0] as string)
+  const first = await createOk(limited[0]!.http, fixture)
+  const second = await createOk(limited[1]!.http, fixture)
+  const third = await createPaired(limited[0]!.http, fixture)
+  t.equal(third.status, 503, 'a third session is refused, though each instance has only one')
+  t.equal(third.json.code, 'too_many_sessions')
+  const fourth = await createPaired(limited[1]!.http, fixture)
+  t.equal(fourth.status, 503, 'on the other instance too')
+  await stopPaired(limited[1]!.http, first)
+  await new PairedReader([limited[1]!.http], first.events_url).follow()
+  // Once the ended session's count is gone (the next heartbeat), there is room again.
+  let again = await createPaired(limited[1]!.http, fixture)
+  for (let i = 0; i < 50 && again.status === 503; i++) { await sleep(100); again = await createPaired(limited[1]!.http, fixture) }
+  t.equal(again.status, 201, 'a slot freed on one instance serves another')
+  await stopPaired(limited[0]!.http, second)
+  await stopPaired(limited[0]!.http, again.json as never)
+  for (const server of limited) await server.close()
+})
+
+t.test('readiness is 503 while Redis is unreachable, 200 again after it is back', async (t) => {
+  const ready = async (): Promise<number> => (await fetch(`${instances[0]!.http}/api/v1/ready`)).status
+  t.equal(await ready(), 200)
+  const restarting = redis.restart(1500)
+  let sawDown = false
+  for (let i = 0; i < 30 && !sawDown; i++) { sawDown = await ready() === 503; if (!sawDown) await sleep(50) }
+  t.ok(sawDown, 'not ready while Redis is down')
+  const audio = await fetch(`${instances[0]!.http}/api/v1/sessions/AAAAAAAAAAAAAAAAAAAAAA/audio?seq=0`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: new Uint8Array(2) })
+  if (audio.status === 503) {
+    t.equal(((await audio.json()) as { code: string }).code, 'cluster_unavailable', 'paired routes answer 503 cluster_unavailable')
+    t.ok(audio.headers.get('retry-after'), 'with Retry-After')
+  }
+  await restarting
+  let back = false
+  for (let i = 0; i < 100 && !back; i++) { back = await ready() === 200; if (!back) await sleep(100) }
+  t.ok(back, 'ready again once Redis is back')
+})
