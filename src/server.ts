@@ -119,7 +119,14 @@ async function start (): Promise<void> {
   try {
     await app.listen({ port: config.port, host: config.host })
   } catch (error) {
-    throw listenError(error, config)
+    // The worker threads are still loading their models: exiting at once would tear
+    // onnxruntime down mid-load, which aborts the process (SIGABRT, a C++ message on stderr)
+    // instead of exiting 1 with the one line. Closing waits for the warm-up, then stops the
+    // pools; the line is printed after, or after the grace period if the close hangs.
+    const failure = listenError(error, config)
+    setTimeout(() => { fail(failure) }, HARD_EXIT_GRACE_SECONDS * 1000).unref()
+    stop(1, failure)
+    return
   }
   app.log.info({ config: source ?? '(defaults)', model: config.model.module, tracing: tracing?.exporters ?? [] }, 'listening; warming up the workers')
   app.streamer.warm.then(() => {
