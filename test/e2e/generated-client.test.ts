@@ -1,23 +1,16 @@
 import t from 'tap'
-import { execFile } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { promisify } from 'node:util'
 import type { StreamEvent } from '../../schemas/events.ts'
 import { loadFixture } from '../helpers/fixtures.ts'
 import { startServer } from '../helpers/server.ts'
 import { assertSegmentedMatchesTruth } from '../helpers/speech-assertions.ts'
-import { generateHeyApiClient } from '../helpers/generated-client.ts'
+import { clientProject, generateHeyApiClient } from '../helpers/generated-client.ts'
 
 // A user's view of openapi.yaml: generate a client with @hey-api/openapi-ts, type-check it
 // with our code that uses it, and run that code against a live server for a whole paired
 // session. Nothing generated is edited.
-const run = promisify(execFile)
-const ROOT = fileURLToPath(new URL('../../', import.meta.url))
-const dir = mkdtempSync(join(tmpdir(), 'streamer-client-gen-'))
-t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+const project = clientProject('streamer-client-gen-')
+t.teardown(() => { project.remove() })
 
 // The code a user writes against the generated client: every call and every event typed.
 const USE_CLIENT = `import { readFileSync } from 'node:fs'
@@ -71,41 +64,18 @@ if (end === undefined) throw new Error('the events ended without an end event')
 console.error(\`end: \${end.segments.join(',')} segments\`)
 `
 
-// A user's project: ESM, strict, Node's types plus the DOM's fetch types the client uses.
-const TSCONFIG = {
-  compilerOptions: {
-    target: 'es2024',
-    lib: ['es2024', 'dom', 'dom.asynciterable'],
-    module: 'nodenext',
-    moduleResolution: 'nodenext',
-    types: ['node'],
-    typeRoots: [join(ROOT, 'node_modules/@types')],
-    strict: true,
-    noEmit: true,
-    allowImportingTsExtensions: true,
-    verbatimModuleSyntax: true,
-    erasableSyntaxOnly: true,
-    // Our .d.ts dependencies are not under test; every generated .ts file is.
-    skipLibCheck: true
-  },
-  include: ['*.ts', 'client/**/*.ts']
-}
-
 t.test('generate, type-check and run a client from openapi.yaml', async (t) => {
-  await generateHeyApiClient(join(dir, 'client'))
-  writeFileSync(join(dir, 'package.json'), JSON.stringify({ type: 'module', private: true }))
-  writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify(TSCONFIG, null, 2))
-  writeFileSync(join(dir, 'use-client.ts'), USE_CLIENT)
-
-  const tsc = await run(join(ROOT, 'node_modules/.bin/tsc'), ['-p', join(dir, 'tsconfig.json')]).then(() => '', (error: { stdout?: string }) => error.stdout ?? String(error))
+  await generateHeyApiClient(join(project.dir, 'client'))
+  project.write('use-client.ts', USE_CLIENT)
+  // The client is typed with the DOM's fetch types, beside Node's.
+  const tsc = await project.typeCheck(['*.ts', 'client/**/*.ts'], ['es2024', 'dom', 'dom.asynciterable'])
   t.equal(tsc, '', 'the generated client and the code using it type-check')
 
   const server = await startServer()
   t.teardown(() => server.close())
   const fixture = loadFixture('hello_16k_mono')
-  const raw = join(dir, 'hello.raw')
-  writeFileSync(raw, fixture.pcm)
-  const { stdout, stderr } = await run(process.execPath, [join(dir, 'use-client.ts'), server.http, raw, JSON.stringify(fixture.format), '3200'], { cwd: dir, timeout: 60000 })
+  project.write('hello.raw', fixture.pcm)
+  const { stdout, stderr } = await project.node(['use-client.ts', server.http, 'hello.raw', JSON.stringify(fixture.format), '3200'])
   t.match(stderr, /refused 400 unsupported_format: format\.channels must be an integer from 1 to 8, got 0/, 'a refusal arrives typed, with its code')
   const events = stdout.split('\n').filter((line) => line !== '').map((line) => JSON.parse(line) as StreamEvent)
   assertSegmentedMatchesTruth(t, events, fixture)

@@ -45,19 +45,23 @@ export function readmeRecipe (name: string): string {
 export interface ClientProject {
   dir: string
   /** Writes a file into the project. */
-  write: (name: string, text: string) => void
+  write: (name: string, content: string | Uint8Array) => void
   /** Runs a program of node_modules/.bin (a generator) in the project. */
   bin: (name: string, args: string[]) => Promise<{ stdout: string, stderr: string }>
   /** Runs `node` in the project. */
   node: (args: string[]) => Promise<{ stdout: string, stderr: string }>
-  /** tsc over the project's .ts files (strict); '' when they type-check, else its report. */
-  typeCheck: (include: string[]) => Promise<string>
+  /**
+   * tsc over the project's .ts files (strict); '' when they type-check, else its report. `lib`:
+   * the libraries the code is checked against (default es2024 with Node's types only; a client
+   * typed with the DOM's fetch types adds 'dom').
+   */
+  typeCheck: (include: string[], lib?: string[]) => Promise<string>
   remove: () => void
 }
 
 export function clientProject (prefix: string): ClientProject {
   const dir = mkdtempSync(join(tmpdir(), prefix))
-  const write = (name: string, text: string): void => { writeFileSync(join(dir, name), text) }
+  const write = (name: string, content: string | Uint8Array): void => { writeFileSync(join(dir, name), content) }
   write('package.json', JSON.stringify({ type: 'module', private: true }))
   // The project's own node_modules stand for what the user installed (the pinned versions).
   symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'), 'dir')
@@ -68,12 +72,12 @@ export function clientProject (prefix: string): ClientProject {
     write,
     bin: (name, args) => run(join(ROOT, 'node_modules/.bin', name), args, options),
     node: (args) => run(process.execPath, args, options),
-    typeCheck: async (include) => {
+    typeCheck: async (include, lib = ['es2024']) => {
       // Node's own types (fetch, streams, Blob as Node has them): the code runs on Node.
       write('tsconfig.json', JSON.stringify({
         compilerOptions: {
           target: 'es2024',
-          lib: ['es2024'],
+          lib,
           module: 'nodenext',
           moduleResolution: 'nodenext',
           types: ['node'],
@@ -104,8 +108,8 @@ export async function runDriverAgainstServer (t: Test, project: ClientProject): 
   const server = await startServer()
   t.teardown(() => server.close())
   const fixture = loadFixture('hello_16k_mono')
-  writeFileSync(join(project.dir, 'hello.raw'), fixture.pcm)
-  writeFileSync(join(project.dir, 'hello.wav'), fixture.wav)
+  project.write('hello.raw', fixture.pcm)
+  project.write('hello.wav', fixture.wav)
   const { stdout } = await project.node(['run.ts', server.http, 'hello.raw', 'hello.wav', JSON.stringify(fixture.format)])
   const { paired, upload } = JSON.parse(stdout) as { paired: StreamEvent[], upload: StreamEvent[] }
   t.test('paired session', async (t) => {
