@@ -27,6 +27,7 @@ import WebSocket from 'ws'
 import type { EndEvent, SegmentEvent, StreamEvent } from '../schemas/events.ts'
 import { ENV } from '../src/config.ts'
 import { loadFixture } from '../test/helpers/fixtures.ts'
+import { processCpuSeconds, rssKb } from './proc-stats.ts'
 
 const streams = Math.max(1, Math.floor(Number(process.argv[2] ?? 50)))
 const repetitions = Math.max(1, Math.floor(Number(process.argv[3] ?? 2)))
@@ -40,7 +41,6 @@ const FRAME_BYTES = 640 // 20 ms
 const FRAME_MS = 20
 const FIXTURE_SECONDS = fixture.pcm.length / BYTES_PER_SECOND
 const TRUTH = fixture.speech[0] ?? []
-const TICKS_PER_SECOND = 100 // Linux USER_HZ
 const STAGGER_MS = Math.min(2000, streams * 40) // capacity streams start spread over this
 
 const SLOW_MODEL = { delay: 0.5, constant_factor: 0.3, jitter: 0, failure_rate: 0, panic_rate: 0, warmup_penalty: 10 }
@@ -157,19 +157,12 @@ class ServerProcess {
 
   /** Resident set size in kB, or null once the process is gone. */
   rssKb (): number | null {
-    try {
-      const line = readFileSync(`/proc/${this.pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'))
-      return line === undefined ? null : Number(line.split(/\s+/)[1])
-    } catch {
-      return null
-    }
+    return rssKb(this.pid)
   }
 
   /** CPU seconds of the whole process (every thread): utime + stime. */
   cpuSeconds (): number {
-    const stat = readFileSync(`/proc/${this.pid}/stat`, 'utf8')
-    const fields = stat.slice(stat.lastIndexOf(') ') + 2).split(' ')
-    return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND
+    return processCpuSeconds(this.pid)
   }
 
   /** SIGTERM, then SIGKILL if it has not exited within 5 s. */

@@ -18,78 +18,24 @@
 // BENCH_SERVER_ARGS (Node options for the server, e.g. '--cpu-prof --cpu-prof-dir=/tmp/prof').
 // Writes bench/results/capacity.json.
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir, cpus, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { createServer } from 'node:net'
 import type { GeneratorPlan, GeneratorReport } from './capacity/load-generator.ts'
+import { rssKb, threadCpuSeconds, treeCpuSeconds } from './proc-stats.ts'
 
 const counts = (process.argv[2] ?? '10,100,200,300,400').split(',').map(Number)
 const seconds = Number(process.argv[3] ?? 20)
 const root = fileURLToPath(new URL('..', import.meta.url))
 const here = fileURLToPath(new URL('.', import.meta.url))
-const TICKS_PER_SECOND = 100 // Linux USER_HZ
 const SILENCE_WAIT_MS = 500 // vad.min_silence_ms, the default
 const LATENCY_GOAL_MS = SILENCE_WAIT_MS + 150
 
-// ---- /proc readings
-
-function statFields (pid: number): string[] | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    return stat.slice(stat.lastIndexOf(') ') + 2).split(' ')
-  } catch {
-    return null
-  }
-}
-
-// CPU seconds of `pid` and every descendant (a process tree, all threads of each).
-function treeCpuSeconds (pid: number): number {
-  const children = new Map<number, number[]>()
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue
-    const fields = statFields(Number(entry))
-    if (fields === null) continue
-    const parent = Number(fields[1])
-    children.set(parent, [...(children.get(parent) ?? []), Number(entry)])
-  }
-  let total = 0
-  const queue = [pid]
-  while (queue.length > 0) {
-    const next = queue.pop() as number
-    const fields = statFields(next)
-    if (fields !== null) total += (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND
-    queue.push(...(children.get(next) ?? []))
-  }
-  return total
-}
-
-// Per thread of one process (main loop, VAD and model workers, libuv, GC), by name: where the time goes.
-function threadCpuSeconds (pid: number): Map<string, number> {
-  const out = new Map<string, number>()
-  try {
-    for (const tid of readdirSync(`/proc/${pid}/task`)) {
-      try {
-        const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')
-        const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))
-        const fields = stat.slice(stat.lastIndexOf(') ') + 2).split(' ')
-        out.set(`${name}#${tid}`, (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND)
-      } catch { /* the thread ended */ }
-    }
-  } catch { /* the process ended */ }
-  return out
-}
-
-function rssMb (pid: number): number {
-  try {
-    const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
-    return match === null ? 0 : Number(match[1]) / 1024
-  } catch {
-    return 0
-  }
-}
+// Server memory in MB; 0 once it is gone.
+const rssMb = (pid: number): number => (rssKb(pid) ?? 0) / 1024
 
 // ---- processes
 

@@ -6,50 +6,16 @@
 // BENCH_SERVER_ARGS adds Node options to the server, e.g. '--cpu-prof --cpu-prof-dir=/tmp/prof'
 // (Node writes one profile per thread when the server exits after the SIGTERM).
 import { spawn } from 'node:child_process'
-import { readFileSync, readdirSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import WebSocket from 'ws'
 import { loadFixture } from '../test/helpers/fixtures.ts'
+import { processCpuSeconds as cpuSeconds, threadCpuSeconds as threadCpu } from './proc-stats.ts'
 
 const streams = Number(process.argv[2] ?? 1)
 const seconds = Number(process.argv[3] ?? 30)
 const port = 20000 + Math.floor(Math.random() * 20000)
 const root = fileURLToPath(new URL('..', import.meta.url))
-const TICKS_PER_SECOND = 100 // Linux USER_HZ
-
-// Per thread, to see where the time goes (main loop, VAD worker, model workers, GC, libuv).
-// utime + stime in /proc/.../stat are sampled at the tick (10 ms), which misattributes threads
-// that wake often for short bursts (a VAD task is ~1 ms); schedstat's first field is the
-// scheduler's exact run time in ns. It is used when the kernel provides it.
-function threadCpu (pid: number): Map<string, number> {
-  const out = new Map<string, number>()
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')
-      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))
-      const fields = stat.slice(stat.lastIndexOf(') ') + 2).split(' ')
-      const key = `${name}#${tid}`
-      const ns = preciseNs(`/proc/${pid}/task/${tid}/schedstat`)
-      out.set(key, ns !== null ? ns / 1e9 : (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND)
-    } catch { /* the thread ended */ }
-  }
-  return out
-}
-
-function preciseNs (file: string): number | null {
-  try {
-    const ns = Number(readFileSync(file, 'utf8').split(' ')[0])
-    return Number.isFinite(ns) && ns > 0 ? ns : null
-  } catch {
-    return null
-  }
-}
-
-function cpuSeconds (pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? []
-  return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND // utime + stime
-}
 
 const server = spawn(process.execPath, [...(process.env.BENCH_SERVER_ARGS ?? '').split(' ').filter(Boolean), 'src/server.ts'], { cwd: root, env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', CI: '1' }, stdio: ['ignore', 'inherit', 'inherit'] })
 const pid = server.pid as number
