@@ -10,6 +10,7 @@ import { SessionStore } from '../../src/cluster/session-store.ts'
 import type { Streamer } from '../../src/core/streamer.ts'
 import type { Stream } from '../../src/core/stream.ts'
 import { openEventStream } from '../event-stream.ts'
+import type { AudioAck, StopAck } from './paired-session.ts'
 
 // Paired sessions across instances (cluster.redis_url). Any instance answers any request: the
 // chunk reordering is a Lua script on the session's Redis hash (src/cluster/session-store.ts),
@@ -188,14 +189,14 @@ export class ClusterNode {
     }
   }
 
-  async pushChunk (id: string, seq: number, bytes: Uint8Array): Promise<{ status: number, ack: { accepted_seq: number, bytes: number, buffered?: number[], duplicate?: boolean } }> {
+  async pushChunk (id: string, seq: number, bytes: Uint8Array): Promise<{ status: number, ack: AudioAck }> {
     const paired = this.#config.paired
     const result = await this.store.pushChunk(id, seq, bytes, { window: paired.reorder_window, maxBytes: paired.reorder_max_bytes, retention: this.#config.cluster.audio_retention_chunks })
-    const ack = { accepted_seq: result.accepted, bytes: result.bytes, ...(result.held.length > 0 ? { buffered: result.held } : {}), ...(result.status === 'duplicate' ? { duplicate: true } : {}) }
+    const ack: AudioAck = { accepted_seq: result.accepted, bytes: result.bytes, ...(result.held.length > 0 ? { buffered: result.held } : {}), ...(result.status === 'duplicate' ? { duplicate: true } : {}) }
     return { status: result.status === 'held' ? 202 : 200, ack }
   }
 
-  async stop (id: string): Promise<{ accepted_seq: number, discarded?: number[] }> {
+  async stop (id: string): Promise<StopAck> {
     const { accepted, discarded } = await this.store.stop(id)
     return { accepted_seq: accepted, ...(discarded.length > 0 ? { discarded } : {}) }
   }
