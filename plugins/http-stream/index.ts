@@ -47,6 +47,7 @@ export default async function httpStreamTransport (app: FastifyInstance): Promis
         // A raw body's format is all in the query: a bad one is refused before capacity is.
         const rawStart = kind === 'raw' ? queryNamed(() => streamer.startParser.parse(startBody(request, null))) : null
         streamer.admit(request.ip, keyIdOf(request.auth))
+        await app.cluster?.admit(keyIdOf(request.auth))
         const body = new BodyReader(request.raw, limits.max_upload_bytes)
         try {
           let wavDataBytes: number | null = null

@@ -6,10 +6,11 @@ import type { Mode } from '../../schemas/messages.ts'
 import { ErrorReply } from 'redis'
 import { command, connect, entries, type RedisConnection } from '../../src/cluster/connection.ts'
 import { Membership } from '../../src/cluster/membership.ts'
+import { ReplayFilter, type PublishedEntry } from '../../src/cluster/replay-filter.ts'
 import { SessionStore } from '../../src/cluster/session-store.ts'
 import type { Streamer } from '../../src/core/streamer.ts'
 import type { Stream } from '../../src/core/stream.ts'
-import { openEventStream } from '../event-stream.ts'
+import { openEventStream, type EventStream } from '../event-stream.ts'
 import type { AudioAck, StopAck } from './paired-session.ts'
 
 // Paired sessions across instances (cluster.redis_url). Any instance answers any request: the
@@ -19,12 +20,23 @@ import type { AudioAck, StopAck } from './paired-session.ts'
 // keepalive entries) and publishes every event to the events stream with its event id as the
 // entry id. Readers on any instance replay from Last-Event-ID with XRANGE and follow with XREAD.
 // When an owner's heartbeat expires, another instance claims the session, replays its audio
-// stream from the start into a fresh pipeline and publishes only the events past the last one
-// already published (same audio, deterministic segmentation: the same events, the same ids).
+// stream from the start into a fresh pipeline and publishes only the events the previous owner
+// had not (src/cluster/replay-filter.ts recognises them), numbered on from its last id.
 
 const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
 
-interface OwnedOptions { id: string, mode: Mode, startJson: string, key: string | undefined, client: string | undefined, publishedUpTo: number }
+interface OwnedOptions {
+  id: string
+  mode: Mode
+  startJson: string
+  key: string | undefined
+  client: string | undefined
+  published: PublishedEntry[] // what a previous owner published (none for a new session)
+  lastId: number // the last id published
+}
+
+// An events reader that takes nothing for this long is closed (it can resume with Last-Event-ID).
+const READER_STALL_MS = 15000
 
 export class ClusterNode {
   readonly membership: Membership
@@ -39,6 +51,8 @@ export class ClusterNode {
   #beatOk = false
   #closing = false
   readonly #blocking = new Set<RedisConnection>()
+  readonly #readers = new Map<string, string>() // member in s:<id>:readers -> session id
+  #readerCount = 0
 
   private constructor (streamer: Streamer, client: RedisConnection, publisher: RedisConnection, log: (message: string, error?: unknown) => void) {
     this.#streamer = streamer
@@ -73,6 +87,7 @@ export class ClusterNode {
       const perKey = new Map<string, number>()
       for (const stream of this.#streamer.registry.entries()) if (stream.key !== undefined) perKey.set(stream.key, (perKey.get(stream.key) ?? 0) + 1)
       await this.membership.beat({ total: this.#streamer.registry.size, perKey })
+      await this.store.renewReaders(this.#readers, this.#config.cluster.claim_timeout_ms)
       this.#beatOk = true
       this.members = await this.membership.members()
       if (this.#closing || !this.#streamer.ready) return
@@ -92,16 +107,21 @@ export class ClusterNode {
   }
 
   async #rebuild (id: string, mode: Mode, startJson: string, key: string | undefined): Promise<void> {
-    const published = await this.store.lastEventId(id)
+    const published = (await this.store.allEvents(id)).map(([entryId, fields]): PublishedEntry & { id: number } => ({
+      id: Number(entryId.split('-')[0]),
+      event: JSON.parse(fields.e ?? '{}') as StreamEvent,
+      kindCount: fields.k === undefined ? undefined : Number(fields.k)
+    }))
+    const lastId = published.at(-1)?.id ?? 0
     const first = entries(await command(this.#client, ['XRANGE', this.store.audioKey(id), '-', '+', 'COUNT', 1]))[0]
     if (first?.[1].t !== 'start') {
       // The audio from the start is no longer all kept: the session cannot be rebuilt.
       const event: StreamEvent = { type: 'error', channel: null, code: 'audio_retention_exceeded', message: `The instance running this session stopped and its audio was no longer all kept (cluster.audio_retention_chunks = ${this.#config.cluster.audio_retention_chunks}), so it could not be rebuilt; start a new session` }
-      await this.publish(id, published + 1, event)
-      await this.store.markEnded(id, 'audio_retention_exceeded', this.#config.paired.linger_ms)
+      await this.publish(id, lastId + 1, event, 1)
+      await this.markEnded(id, 'audio_retention_exceeded')
       return
     }
-    this.own({ id, mode, startJson, key, client: undefined, publishedUpTo: published })
+    this.own({ id, mode, startJson, key, client: undefined, published, lastId })
   }
 
   // Runs the session's pipeline here. Throws what openStream throws (limits).
@@ -119,8 +139,9 @@ export class ClusterNode {
   // Retried until Redis has it: a command in flight when the connection drops fails (it is not
   // queued again), and Redis may or may not have applied it. XADD with the event's own id is
   // idempotent: a retry of an applied one is refused as "equal or smaller", which means done.
-  async publish (id: string, eventId: number, event: StreamEvent): Promise<void> {
-    await this.#retried(['XADD', this.store.eventsKey(id), 'MAXLEN', String(this.#config.paired.replay_events), `${eventId}-1`, 'e', JSON.stringify(event)])
+  // `k`: the event is the k-th of its kind in the session (see replay-filter.ts).
+  async publish (id: string, eventId: number, event: StreamEvent, kindCount: number): Promise<void> {
+    await this.#retried(['XADD', this.store.eventsKey(id), 'MAXLEN', String(this.#config.paired.replay_events), `${eventId}-1`, 'e', JSON.stringify(event), 'k', String(kindCount)])
   }
 
   async #retried (args: string[]): Promise<void> {
@@ -141,8 +162,9 @@ export class ClusterNode {
   async markEnded (id: string, endedBy: string | undefined): Promise<void> {
     await this.#retried(['HSET', this.store.hashKey(id), 'state', 'ended', 'ended_by', endedBy ?? ''])
     await this.#retried(['SREM', this.store.sessionsKey, id])
+    // Everything is kept for linger_ms (readers collect what they missed), then expires.
     const ttl = String(Math.max(this.#config.paired.linger_ms, 1))
-    for (const key of [this.store.hashKey(id), `${this.store.hashKey(id)}:held`, this.store.audioKey(id), this.store.eventsKey(id)]) await this.#retried(['PEXPIRE', key, ttl])
+    for (const key of this.store.keysOf(id)) await this.#retried(['PEXPIRE', key, ttl])
   }
 
   async ownerCommand (args: string[]): Promise<unknown> {
@@ -163,6 +185,25 @@ export class ClusterNode {
     connection.destroy()
   }
 
+  #dropReader (member: string, id: string): void {
+    this.#readers.delete(member)
+    void this.store.removeReader(id, member).catch(() => {}) // else it lapses after claim_timeout_ms
+  }
+
+  // Whether the reader's unread bytes fell to `limit` (at once, or before it stalled too long).
+  async #drained (stream: EventStream, limit: number): Promise<boolean> {
+    let unread = stream.bufferedBytes()
+    let since = Date.now()
+    while (!stream.closed && unread > limit) {
+      if (Date.now() - since > READER_STALL_MS) return false
+      await sleep(50)
+      const now = stream.bufferedBytes()
+      if (now < unread) since = Date.now() // it is reading, slowly
+      unread = now
+    }
+    return true
+  }
+
   async close (): Promise<void> {
     this.#closing = true
     if (this.#timer !== null) clearInterval(this.#timer)
@@ -174,6 +215,27 @@ export class ClusterNode {
     this.#publisher.destroy()
   }
 
+  // WebSocket and upload streams need nothing from Redis, but they count against the cluster's
+  // limits (limits.max_sessions, limits.max_sessions_per_key) as paired sessions do. While Redis
+  // is unreachable they are admitted on this instance's own counts (openStream checks those):
+  // refusing them would make a Redis outage an outage of the streams that do not use it, and
+  // readiness is 503 meanwhile, so a balancer sends this instance little.
+  async admit (key: string | undefined): Promise<void> {
+    const limits = this.#config.limits
+    try {
+      await this.membership.reserve(key, limits.max_sessions, limits.max_sessions_per_key)
+    } catch (error) {
+      if (error instanceof ApiError && error.code === 'cluster_unavailable') return
+      throw error
+    }
+  }
+
+  // A session's mode, for a token scoped to one mode (the creating instance's memory is not
+  // enough: any instance answers the session's routes). undefined: no such session.
+  async modeOf (id: string): Promise<Mode | undefined> {
+    return (await this.store.get(id))?.mode as Mode | undefined
+  }
+
   // --- the routes' bodies ---
 
   async create (request: FastifyRequest, mode: Mode, startFields: Record<string, unknown>, key: string | undefined, id: string): Promise<void> {
@@ -182,7 +244,7 @@ export class ClusterNode {
     const startJson = JSON.stringify(startFields)
     await this.store.create(id, { start: startJson, mode, key, owner: this.membership.id, state: 'open' })
     try {
-      this.own({ id, mode, startJson, key, client: request.ip, publishedUpTo: 0 })
+      this.own({ id, mode, startJson, key, client: request.ip, published: [], lastId: 0 })
     } catch (error) {
       await this.store.forget(id)
       throw error
@@ -214,9 +276,22 @@ export class ClusterNode {
     if (after > last) throw new ApiError('invalid_message', `Last-Event-ID ${after} is ahead of this session's last event (${last}); resume with an id this session sent`, { field: 'Last-Event-ID' })
     if (stored.state === 'ended' && after >= last) return await reply.code(204).send()
     const first = await this.store.firstEventId(id)
-    const connection = await this.blockingConnection()
+    const member = `${this.membership.id}:${++this.#readerCount}`
+    await this.store.addReader(id, member, this.#config.paired.max_readers, this.#config.cluster.claim_timeout_ms)
+    this.#readers.set(member, id)
+    let connection: RedisConnection
+    try {
+      connection = await this.blockingConnection()
+    } catch (error) {
+      this.#dropReader(member, id)
+      throw error
+    }
     const stream = openEventStream(request, reply)
-    void stream.done.then(() => { this.release(connection) })
+    void stream.done.then(() => {
+      this.release(connection)
+      this.#dropReader(member, id)
+    })
+    const maxUnread = this.#config.limits.max_outbound_bytes
     void (async () => {
       let position = after
       if (first !== null && after + 1 < first) {
@@ -225,6 +300,12 @@ export class ClusterNode {
       }
       try {
         while (!stream.closed) {
+          // The events wait in Redis, not here, while the reader has more than
+          // limits.max_outbound_bytes unread; one that takes nothing for READER_STALL_MS is closed.
+          if (!await this.#drained(stream, maxUnread)) {
+            request.log.info({ session: id }, 'events reader not reading: closed')
+            break
+          }
           const reply = await connection.sendCommand(['XREAD', 'COUNT', '256', 'BLOCK', '2000', 'STREAMS', this.store.eventsKey(id), `${position}-1`]) as Array<[string, unknown]> | null
           if (reply === null) {
             if (await connection.sendCommand<number>(['EXISTS', this.store.hashKey(id)]) === 0) break
@@ -254,7 +335,8 @@ class Owned {
   readonly #options: OwnedOptions
   readonly #onGone: () => void
   #stream: Stream | null = null
-  #nextId = 0
+  readonly #filter: ReplayFilter
+  #lastId: number
   #publishing: Promise<void> = Promise.resolve()
   #reading = true
   #connection: RedisConnection | null = null
@@ -264,6 +346,8 @@ class Owned {
     this.#streamer = streamer
     this.#options = options
     this.#onGone = onGone
+    this.#filter = new ReplayFilter(options.published)
+    this.#lastId = options.lastId
   }
 
   open (): void {
@@ -291,14 +375,15 @@ class Owned {
     this.#onGone()
   }
 
-  // Numbered here, as the single-instance event log numbers them; ids up to publishedUpTo were
-  // published by the previous owner and are not sent again.
+  // Numbered here, as the single-instance event log numbers them. After a failover, what the
+  // previous owner published is recognised and not sent again; the rest is numbered on.
   #emit (event: StreamEvent): void {
-    const eventId = ++this.#nextId
+    if (this.#filter.published(event)) return
+    const eventId = ++this.#lastId
+    const kindCount = this.#filter.countOf(event)
     const id = this.#options.id
-    if (eventId <= this.#options.publishedUpTo) return
     this.#publishing = this.#publishing.then(async () => {
-      await this.#node.publish(id, eventId, event)
+      await this.#node.publish(id, eventId, event, kindCount)
       if (event.type === 'end') await this.#node.markEnded(id, this.#stream?.endedBy)
     })
   }

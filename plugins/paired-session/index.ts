@@ -65,7 +65,12 @@ async function routes (app: FastifyInstance): Promise<void> {
   const clustered = app.cluster
   app.addHook('onRequest', async (request) => {
     const id = (request.params as { id?: unknown } | undefined)?.id
-    if (typeof id === 'string') checkScope(request.auth, { sessionId: id, mode: modes.get(id) })
+    if (typeof id !== 'string') return
+    // In a cluster the session may have been created anywhere: its mode is read from Redis, and
+    // only for a token scoped to a mode (the one case that needs it).
+    const auth = request.auth
+    const mode = clustered !== undefined && auth.kind === 'token' && auth.token.mode !== undefined ? await clustered.modeOf(id) : modes.get(id)
+    checkScope(auth, { sessionId: id, mode })
   })
   // The create body: the start message's fields (with this server's channel limit) plus the mode.
   const createBody = Type.Composite([

@@ -174,6 +174,9 @@ class Connection {
     // A start during a stream ends the current one first, as a stop would.
     await this.#finishCurrent()
     if (this.socket.readyState !== this.socket.OPEN) return
+    // In a cluster the limits count every instance's streams (a refusal is thrown as openStream's).
+    await this.#app.cluster?.admit(this.#key)
+    if (this.socket.readyState !== this.socket.OPEN) return
     this.#discardedBytes = 0
     const socket = this.socket
     const stream = this.#app.streamer.openStream({

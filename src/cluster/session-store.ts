@@ -9,6 +9,9 @@ import { command, entries, Script, type RedisConnection, type StreamEntry } from
 //                 finalize, keepalive) in the order they were taken: what the owner consumes,
 //                 and what a new owner replays from the start after a failover
 //   s:<id>:events stream: the events, entry id `<event id>-1` so Last-Event-ID is a position
+//   s:<id>:readers sorted set of the events readers open on any instance (member
+//                 `<instance>:<n>`, score: when it lapses unless its instance renews it), so
+//                 paired.max_readers holds across instances and a dead instance's readers lapse
 //   sessions      set of the ids not ended yet (what failover looks through)
 // The reordering is one Lua script: whichever instance gets a chunk, the ack is the same.
 
@@ -95,6 +98,34 @@ redis.call('HSET', h, 'owner', me, 'paused', '0')
 return 1
 `)
 
+// A new events reader, unless the session (not ended yet) has max_readers live ones. Lapsed
+// entries (their instance died) are dropped first; Redis's clock is the one every instance uses.
+const READER = new Script(`
+local h, readers, member, max, ttl = KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local state = redis.call('HGET', h, 'state')
+if not state then return -1 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', readers, '-inf', now)
+local open = redis.call('ZCARD', readers)
+if state ~= 'ended' and open >= max then return open end
+redis.call('ZADD', readers, now + ttl, member)
+-- An open session's keys expire after its end (markEnded); an ended one's are expiring already.
+if state == 'ended' then
+  local left = redis.call('PTTL', h)
+  if left > 0 then redis.call('PEXPIRE', readers, left) end
+end
+return 0
+`)
+
+// Renews this instance's readers (those still listed).
+const RENEW_READERS = new Script(`
+local t = redis.call('TIME')
+local expires = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[1])
+for i, key in ipairs(KEYS) do redis.call('ZADD', key, 'XX', expires, ARGV[i + 1]) end
+return 0
+`)
+
 export interface StoredSession {
   start: string // the create body's start fields, JSON
   mode: string
@@ -118,7 +149,10 @@ export class SessionStore {
   audioKey (id: string): string { return `${this.#prefix}s:${id}:audio` }
   eventsKey (id: string): string { return `${this.#prefix}s:${id}:events` }
   #heldKey (id: string): string { return `${this.#prefix}s:${id}:held` }
+  #readersKey (id: string): string { return `${this.#prefix}s:${id}:readers` }
   get sessionsKey (): string { return `${this.#prefix}sessions` }
+  // Every key of a session: what expires after its end, or goes when it is forgotten.
+  keysOf (id: string): string[] { return [this.hashKey(id), this.#heldKey(id), this.audioKey(id), this.eventsKey(id), this.#readersKey(id)] }
 
   async create (id: string, session: StoredSession): Promise<void> {
     await command(this.#client, ['HSET', this.hashKey(id), 'start', session.start, 'mode', session.mode, 'key', session.key ?? '', 'owner', session.owner, 'state', 'open', 'accepted', -1, 'bytes', 0])
@@ -167,17 +201,29 @@ export class SessionStore {
     await command(this.#client, ['HSET', this.hashKey(id), 'paused', paused ? '1' : '0'])
   }
 
-  // The owner saw `end`: no more audio is taken; everything is kept for linger_ms, then expires.
-  async markEnded (id: string, endedBy: string | undefined, lingerMs: number): Promise<void> {
-    await command(this.#client, ['HSET', this.hashKey(id), 'state', 'ended', 'ended_by', endedBy ?? ''])
+  async forget (id: string): Promise<void> {
+    await command(this.#client, ['DEL', ...this.keysOf(id)])
     await command(this.#client, ['SREM', this.sessionsKey, id])
-    const ttl = Math.max(lingerMs, 1)
-    for (const key of [this.hashKey(id), this.#heldKey(id), this.audioKey(id), this.eventsKey(id)]) await command(this.#client, ['PEXPIRE', key, ttl])
   }
 
-  async forget (id: string): Promise<void> {
-    await command(this.#client, ['DEL', this.hashKey(id), this.#heldKey(id), this.audioKey(id), this.eventsKey(id)])
-    await command(this.#client, ['SREM', this.sessionsKey, id])
+  // Throws conflict when the session already has max readers (ended sessions take any number:
+  // their readers only collect what is left).
+  async addReader (id: string, member: string, max: number, ttlMs: number): Promise<void> {
+    const open = await READER.run(this.#client, [this.hashKey(id), this.#readersKey(id)], [member, max, ttlMs]) as number
+    if (open === -1) throw new ApiError('not_found', NOT_FOUND)
+    if (open > 0) throw new ApiError('conflict', `This session already has ${open} events readers (paired.max_readers, counted across instances); close one first`)
+  }
+
+  async removeReader (id: string, member: string): Promise<void> {
+    await command(this.#client, ['ZREM', this.#readersKey(id), member])
+  }
+
+  async renewReaders (readers: ReadonlyMap<string, string>, ttlMs: number): Promise<void> {
+    if (readers.size === 0) return
+    const keys: string[] = []
+    const members: string[] = []
+    for (const [member, id] of readers) { keys.push(this.#readersKey(id)); members.push(member) }
+    await RENEW_READERS.run(this.#client, keys, [ttlMs, ...members])
   }
 
   async lastEventId (id: string): Promise<number> {
@@ -185,8 +231,9 @@ export class SessionStore {
     return last === undefined ? 0 : Number(last[0].split('-')[0])
   }
 
-  async eventsAfter (id: string, after: number, count = 1000): Promise<StreamEntry[]> {
-    return entries(await command(this.#client, ['XRANGE', this.eventsKey(id), `${after + 1}-0`, '+', 'COUNT', count]))
+  // Every event still kept (at most paired.replay_events), oldest first.
+  async allEvents (id: string): Promise<StreamEntry[]> {
+    return entries(await command(this.#client, ['XRANGE', this.eventsKey(id), '-', '+']))
   }
 
   async firstEventId (id: string): Promise<number | null> {

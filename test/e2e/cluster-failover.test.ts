@@ -3,7 +3,8 @@ import { createClient } from 'redis'
 import type { StreamEvent } from '../../schemas/events.ts'
 import { startInstance } from '../helpers/cluster-process.ts'
 import { loadFixture } from '../helpers/fixtures.ts'
-import { chunksOf, createOk, PairedReader, postChunk, stopPaired } from '../helpers/paired-client.ts'
+import type { PairedSessionCreated } from '../../schemas/paired-session.ts'
+import { chunksOf, createOk, createPaired, PairedReader, postChunk, stopPaired } from '../helpers/paired-client.ts'
 import { startRedis } from '../helpers/redis-server.ts'
 import { FAST_MODEL, startServer } from '../helpers/server.ts'
 import { assertSegmentedMatchesTruth } from '../helpers/speech-assertions.ts'
@@ -64,4 +65,54 @@ t.test('kill -9 of the owner mid-session: the session completes on the other ins
   await check.connect()
   t.equal(await check.hGet(`streamer:s:${session.id}`, 'owner'), 'b', 'the session was claimed by b (it is kept for linger_ms after end)')
   check.destroy()
+})
+
+// What is timing-dependent must not break the failover: interim results (one in flight per
+// channel, so how many come out depends on the model's pace), acks (at most every ~100 ms) and
+// a model that fails a third of its inferences (other ones on the replay). The new owner
+// recognises what was published by what it is about (src/cluster/replay-filter.ts): every
+// utterance gets exactly one final result (its final, or the error of its failed inference),
+// no interim or ack is repeated, the ids run on with no gap.
+t.test('kill -9 mid-session with interim results, acks and a failing model: one final result per utterance, nothing repeated', async (t) => {
+  const failing = { model: { threads: 1, options: { ...FAST_MODEL, delay: 0.02, jitter: 0.5, failure_rate: 0.3 } } }
+  const c = await startInstance('c', redis.url, {}, failing)
+  const d = await startInstance('d', redis.url, {}, failing)
+  t.teardown(async () => {
+    await c.kill('SIGKILL')
+    await d.kill('SIGKILL')
+  })
+  const expected = await reference()
+  const created = await createPaired(c.http, fixture, { interim_results: true, acks: true })
+  t.equal(created.status, 201)
+  const session = created.json as unknown as PairedSessionCreated
+  const reader = new PairedReader([d.http], session.events_url)
+  const reading = reader.follow(60000)
+  const half = Math.floor(chunks.length / 2)
+  for (let seq = 0; seq < half; seq++) await postChunk(() => (seq % 2 === 0 ? c : d).http, session, seq, chunks[seq] as Uint8Array)
+  const isFinalResult = (e: StreamEvent): boolean => (e.type === 'segment' || (e.type === 'error' && e.start_time !== undefined)) && e.is_final !== false
+  t.ok(await until(() => reader.events.some(isFinalResult), 20000), 'a final result arrived before the kill')
+  await c.kill('SIGKILL')
+  for (let seq = half; seq < chunks.length; seq++) await postChunk(() => d.http, session, seq, chunks[seq] as Uint8Array)
+  t.equal((await stopPaired(d.http, session)).status, 202)
+  const events = await reading
+  t.same(reader.ids, events.map((_, i) => i + 1), 'ids 1, 2, 3...: no gap, no duplicate')
+  t.equal(events.filter((e) => e.type === 'end').length, 1, 'one end, the last event')
+  t.equal(events.at(-1)?.type, 'end')
+  t.equal(events.filter((e) => e.type === 'started').length, 1, 'one started')
+  const span = (e: StreamEvent): string => e.type === 'segment' || e.type === 'error' ? `${String(e.channel)} ${String(e.start_time)}-${String(e.end_time)}` : ''
+  t.same(events.filter(isFinalResult).map(span).sort(), expected.filter(isFinalResult).map(span).sort(),
+    'exactly one final result (final segment or failed inference) per utterance of the single-instance run')
+  const interims = events.filter((e) => e.type === 'segment' && e.is_final === false).map(span)
+  t.equal(new Set(interims).size, interims.length, `no interim repeated (${interims.length} interims)`)
+  t.ok(interims.length > 0, 'interim results were sent')
+  const acks = events.flatMap((e) => e.type === 'ack' ? [e.bytes] : [])
+  t.same(acks, [...acks].sort((x, y) => x - y), 'acks never go back')
+  t.equal(new Set(acks).size, acks.length, 'no ack repeated')
+  for (const type of ['active', 'inactive'] as const) {
+    const times = events.flatMap((e) => e.type === type ? [`${e.channel} ${e.time}`] : [])
+    const reference = expected.flatMap((e) => e.type === type ? [`${e.channel} ${e.time}`] : [])
+    t.same(times.sort(), reference.sort(), `${type}: the single instance's, once each`)
+  }
+  const end = events.at(-1)
+  t.equal(end?.type === 'end' ? end.bytes_received : -1, fixture.pcm.length, 'every byte was taken')
 })

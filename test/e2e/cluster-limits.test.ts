@@ -5,6 +5,9 @@ import { startRedis } from '../helpers/redis-server.ts'
 import { FAST_MODEL, startServer, type TestServer } from '../helpers/server.ts'
 import { assertSegmentedMatchesTruth } from '../helpers/speech-assertions.ts'
 import { sleep } from '../helpers/sse-collector.ts'
+import { bearer, craftToken, KEY, SECRET } from '../helpers/auth-server.ts'
+import { WsClient } from '../helpers/ws-client.ts'
+import http from 'node:http'
 
 // Cluster-wide limits, readiness without Redis, and a Redis restart mid-session (Redis with
 // its append-only file, as in production: it comes back with its data).
@@ -83,4 +86,90 @@ t.test('readiness is 503 while Redis is unreachable, 200 again after it is back'
   let back = false
   for (let i = 0; i < 100 && !back; i++) { back = await ready() === 200; if (!back) await sleep(100) }
   t.ok(back, 'ready again once Redis is back')
+})
+
+t.test('WebSocket and upload streams count against the cluster-wide limits too', async (t) => {
+  const limited = [await cluster('ws-a', { limits: { max_sessions: 2 } }), await cluster('ws-b', { limits: { max_sessions: 2 } })]
+  await sleep(500)
+  const fixture = loadFixture('hello_16k_mono')
+  const paired = await createOk(limited[0]!.http, fixture)
+  const holder = await WsClient.connect(`${limited[1]!.ws}/api/v1/segmented`)
+  holder.start(fixture.format)
+  await holder.waitFor((e) => e.type === 'started')
+  // One session on each instance: the cluster is full, though neither instance is.
+  const refused = await WsClient.connect(`${limited[0]!.ws}/api/v1/segmented`)
+  refused.start(fixture.format)
+  t.match(await refused.waitFor((e) => e.type === 'error'), { code: 'too_many_sessions', message: /counted across instances/ }, 'a WebSocket stream is refused')
+  t.match(await refused.closed, { code: 1013 })
+  const upload = await fetch(`${limited[1]!.http}/api/v1/simple?sample_rate=16000&channels=1&bit_depth=16&is_float=false`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: fixture.pcm.subarray(0, 3200) })
+  t.equal(upload.status, 503, 'an HTTP upload is refused')
+  t.match(await upload.json(), { code: 'too_many_sessions', message: /counted across instances/ })
+  holder.stop(true)
+  await holder.closed
+  // Its slot is free once the next heartbeat has the new count.
+  let events: Awaited<ReturnType<WsClient['stream']>> = []
+  for (let i = 0; i < 50 && events.at(-1)?.type !== 'end'; i++) {
+    const again = await WsClient.connect(`${limited[0]!.ws}/api/v1/simple`)
+    events = await again.stream(fixture.format, fixture.pcm).catch(async () => { await sleep(100); return [] })
+    again.close()
+  }
+  t.equal(events.at(-1)?.type, 'end', 'admitted again once a slot is free')
+  await stopPaired(limited[0]!.http, paired)
+  for (const server of limited) await server.close()
+})
+
+// A reader open until the test closes it.
+function openReader (url: string): Promise<{ status: number, close: () => void }> {
+  return new Promise((resolve, reject) => {
+    const request = http.get(url, { agent: false, headers: { accept: 'text/event-stream' } }, (response) => {
+      response.resume()
+      resolve({ status: response.statusCode ?? 0, close: () => { request.destroy() } })
+    })
+    request.once('error', reject)
+  })
+}
+
+t.test('paired.max_readers counts the readers on every instance', async (t) => {
+  const limited = [await cluster('readers-a', { paired: { max_readers: 2 } }), await cluster('readers-b', { paired: { max_readers: 2 } })]
+  const fixture = loadFixture('hello_16k_mono')
+  const session = await createOk(limited[0]!.http, fixture)
+  const first = await openReader(`${limited[0]!.http}${session.events_url}`)
+  const second = await openReader(`${limited[1]!.http}${session.events_url}`)
+  t.same([first.status, second.status], [200, 200])
+  const third = await fetch(`${limited[0]!.http}${session.events_url}`)
+  t.equal(third.status, 409, 'a third reader is refused, though each instance has one')
+  t.match(await third.json(), { code: 'conflict', message: /max_readers, counted across instances/ })
+  second.close()
+  let again = 0
+  for (let i = 0; i < 50 && again !== 200; i++) {
+    const reader = await openReader(`${limited[1]!.http}${session.events_url}`)
+    again = reader.status
+    reader.close()
+    if (again !== 200) await sleep(50)
+  }
+  t.equal(again, 200, 'a closed reader frees its place')
+  first.close()
+  await stopPaired(limited[1]!.http, session)
+  for (const server of limited) await server.close()
+})
+
+t.test('a token scoped to a mode is checked against the session\'s mode on every instance', async (t) => {
+  const auth = { auth: { api_keys: [KEY], token_secret: SECRET } }
+  const secured = [await cluster('auth-a', auth), await cluster('auth-b', auth)]
+  const fixture = loadFixture('hello_16k_mono')
+  const created = await fetch(`${secured[0]!.http}/api/v1/sessions`, { method: 'POST', headers: { ...bearer(KEY), 'content-type': 'application/json' }, body: JSON.stringify({ mode: 'simple', format: fixture.format }) })
+  t.equal(created.status, 201)
+  const { id } = await created.json() as { id: string }
+  const segmentedOnly = craftToken({ mode: 'segmented' })
+  const simpleOnly = craftToken({ mode: 'simple' })
+  for (const [name, server] of [['the creating instance', secured[0]!], ['another instance', secured[1]!]] as const) {
+    const refused = await fetch(`${server.http}/api/v1/sessions/${id}/audio?seq=0&token=${segmentedOnly}`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: fixture.pcm.subarray(0, 3200) })
+    t.equal(refused.status, 403, `${name}: a segmented-only token cannot post to a simple session`)
+    t.match(await refused.json(), { code: 'forbidden', message: /scoped to segmented mode/ })
+  }
+  const allowed = await fetch(`${secured[1]!.http}/api/v1/sessions/${id}/audio?seq=0&token=${simpleOnly}`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: fixture.pcm.subarray(0, 3200) })
+  t.equal(allowed.status, 200, 'a simple-only token can, on another instance')
+  const stopped = await fetch(`${secured[1]!.http}/api/v1/sessions/${id}/stop`, { method: 'POST', headers: bearer(KEY) })
+  t.equal(stopped.status, 202)
+  for (const server of secured) await server.close()
 })

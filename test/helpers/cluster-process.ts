@@ -26,7 +26,8 @@ async function freePort (): Promise<number> {
   })
 }
 
-export async function startInstance (name: string, redisUrl: string, cluster: Record<string, unknown> = {}): Promise<InstanceProcess> {
+// `config`: more of the instance's config (a model that fails, say), over the defaults here.
+export async function startInstance (name: string, redisUrl: string, cluster: Record<string, unknown> = {}, config: Record<string, unknown> = {}): Promise<InstanceProcess> {
   const port = await freePort()
   const dir = mkdtempSync(join(tmpdir(), `streamer-${name}-`))
   const configPath = join(dir, 'config.json')
@@ -35,7 +36,8 @@ export async function startInstance (name: string, redisUrl: string, cluster: Re
     host: '127.0.0.1',
     log_level: 'warn',
     model: { threads: 1, options: FAST_MODEL },
-    cluster: { instance_id: name, heartbeat_ms: 200, claim_timeout_ms: 1500, ...cluster }
+    cluster: { instance_id: name, heartbeat_ms: 200, claim_timeout_ms: 1500, ...cluster },
+    ...config
   }))
   const child = spawn(process.execPath, [SERVER], {
     cwd: dir,
