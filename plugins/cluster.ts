@@ -23,6 +23,7 @@ async function cluster (app: FastifyInstance): Promise<void> {
   })
   app.decorate('cluster', node)
   app.log.info({ instance: node.membership.id }, 'joined the cluster')
+  app.addHook('preClose', async () => { node.endReaders() })
   app.addHook('onClose', async () => { await node.close() })
 }
 

@@ -102,7 +102,9 @@ async function start (): Promise<void> {
       app.log.error({ still_open: stillOpen() }, `shutdown did not finish within shutdown.drain_seconds + ${HARD_EXIT_GRACE_SECONDS} s: exiting`)
       process.exit(1)
     }, (drainSeconds + HARD_EXIT_GRACE_SECONDS) * 1000).unref()
-    app.streamer.drain(drainSeconds).then(() => { closeAndExit(0) }, (error: unknown) => {
+    // In a cluster, paired sessions are handed to the other instances first (they go on there).
+    const handingOver = app.cluster?.handOver().then((count) => { if (count > 0) app.log.info({ sessions: count }, 'paired sessions handed over to the cluster') }) ?? Promise.resolve()
+    handingOver.then(() => app.streamer.drain(drainSeconds)).then(() => { closeAndExit(0) }, (error: unknown) => {
       app.log.error({ err: error }, 'draining failed; closing')
       closeAndExit(1)
     })

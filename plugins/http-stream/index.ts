@@ -47,7 +47,8 @@ export default async function httpStreamTransport (app: FastifyInstance): Promis
         // A raw body's format is all in the query: a bad one is refused before capacity is.
         const rawStart = kind === 'raw' ? queryNamed(() => streamer.startParser.parse(startBody(request, null))) : null
         streamer.admit(request.ip, keyIdOf(request.auth))
-        await app.cluster?.admit(keyIdOf(request.auth))
+        // In a cluster the limits count every instance's streams; the slot is held until it opens.
+        const settle = await app.cluster?.admit(keyIdOf(request.auth))
         const body = new BodyReader(request.raw, limits.max_upload_bytes)
         try {
           let wavDataBytes: number | null = null
@@ -65,6 +66,8 @@ export default async function httpStreamTransport (app: FastifyInstance): Promis
         } catch (error) {
           body.stop()
           throw error
+        } finally {
+          settle?.()
         }
         return reply
       }

@@ -4,7 +4,7 @@ import { ApiError } from '../../schemas/error-codes.ts'
 import type { StreamEvent } from '../../schemas/events.ts'
 import type { Mode } from '../../schemas/messages.ts'
 import { ErrorReply } from 'redis'
-import { command, connect, entries, type RedisConnection } from '../../src/cluster/connection.ts'
+import { command, connect, entries, Script, type RedisConnection } from '../../src/cluster/connection.ts'
 import { Membership } from '../../src/cluster/membership.ts'
 import { ReplayFilter, type PublishedEntry } from '../../src/cluster/replay-filter.ts'
 import { SessionStore } from '../../src/cluster/session-store.ts'
@@ -22,6 +22,12 @@ import type { AudioAck, StopAck } from './paired-session.ts'
 // When an owner's heartbeat expires, another instance claims the session, replays its audio
 // stream from the start into a fresh pipeline and publishes only the events the previous owner
 // had not (src/cluster/replay-filter.ts recognises them), numbered on from its last id.
+
+// Gives up a session this instance owns (not one another instance has claimed meanwhile).
+const RELEASE = new Script(`
+if redis.call('HGET', KEYS[1], 'owner') == ARGV[1] then redis.call('HSET', KEYS[1], 'owner', '') end
+return 0
+`)
 
 const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
 
@@ -50,8 +56,11 @@ export class ClusterNode {
   #timer: NodeJS.Timeout | null = null
   #beatOk = false
   #closing = false
+  #leaving = false // handing its sessions over (SIGTERM): it claims and creates none
   readonly #blocking = new Set<RedisConnection>()
   readonly #readers = new Map<string, string>() // member in s:<id>:readers -> session id
+  readonly #readerStreams = new Set<EventStream>()
+  readonly #admitting = new Map<symbol, string | undefined>() // admitted, not yet in the registry: their keys
   #readerCount = 0
 
   private constructor (streamer: Streamer, client: RedisConnection, publisher: RedisConnection, log: (message: string, error?: unknown) => void) {
@@ -85,12 +94,15 @@ export class ClusterNode {
   async #tick (): Promise<void> {
     try {
       const perKey = new Map<string, number>()
-      for (const stream of this.#streamer.registry.entries()) if (stream.key !== undefined) perKey.set(stream.key, (perKey.get(stream.key) ?? 0) + 1)
-      await this.membership.beat({ total: this.#streamer.registry.size, perKey })
+      const count = (key: string | undefined): void => { if (key !== undefined) perKey.set(key, (perKey.get(key) ?? 0) + 1) }
+      for (const stream of this.#streamer.registry.entries()) count(stream.key)
+      // Admitted but not open yet: counted too, or a heartbeat in between would forget them.
+      for (const key of this.#admitting.values()) count(key)
+      await this.membership.beat({ total: this.#streamer.registry.size + this.#admitting.size, perKey })
       await this.store.renewReaders(this.#readers, this.#config.cluster.claim_timeout_ms)
       this.#beatOk = true
       this.members = await this.membership.members()
-      if (this.#closing || !this.#streamer.ready) return
+      if (this.#closing || this.#leaving || !this.#streamer.ready) return
       for (const id of await this.store.openIds()) {
         if (this.#owned.has(id)) continue
         const stored = await this.store.get(id)
@@ -126,6 +138,7 @@ export class ClusterNode {
 
   // Runs the session's pipeline here. Throws what openStream throws (limits).
   own (options: OwnedOptions): void {
+    if (this.#leaving) throw new ApiError('shutting_down', 'This instance is restarting and takes no new sessions; create it again (the balancer sends it to another instance)')
     const owned = new Owned(this, this.#streamer, options, () => { this.#owned.delete(options.id) })
     this.#owned.set(options.id, owned)
     try {
@@ -157,6 +170,26 @@ export class ClusterNode {
         await sleep(Math.min(50 * (attempt + 1), 500))
       }
     }
+  }
+
+  // SIGTERM in a cluster: the paired sessions running here are handed to the other instances
+  // rather than drained, so a rolling restart does not end them. Each stops taking audio and
+  // publishing; what it published is kept, its ownership is released (owner ''), and another
+  // instance claims it at its next heartbeat (not claim_timeout_ms later) and rebuilds it from
+  // the audio kept in Redis, as after a crash. Returns how many were handed over. Call it before
+  // the streamer's drain, which then has only this instance's WebSocket and upload streams.
+  async handOver (): Promise<number> {
+    this.#leaving = true
+    const owned = [...this.#owned.values()]
+    await Promise.all(owned.map(async (session) => { await session.release() }))
+    return owned.length
+  }
+
+  async releaseOwnership (id: string): Promise<void> {
+    await RELEASE.run(this.#client, [this.store.hashKey(id)], [this.membership.id]).catch((error: unknown) => {
+      // Redis is unreachable: the session is claimed once this instance's heartbeat expires.
+      this.#log(`releasing paired session ${id} failed`, error)
+    })
   }
 
   async markEnded (id: string, endedBy: string | undefined): Promise<void> {
@@ -204,6 +237,12 @@ export class ClusterNode {
     return true
   }
 
+  // The instance is closing: its readers' responses end (EventSource resumes on another instance
+  // with Last-Event-ID), so they do not hold the server's close.
+  endReaders (): void {
+    for (const stream of this.#readerStreams) stream.end()
+  }
+
   async close (): Promise<void> {
     this.#closing = true
     if (this.#timer !== null) clearInterval(this.#timer)
@@ -220,14 +259,28 @@ export class ClusterNode {
   // is unreachable they are admitted on this instance's own counts (openStream checks those):
   // refusing them would make a Redis outage an outage of the streams that do not use it, and
   // readiness is 503 meanwhile, so a balancer sends this instance little.
-  async admit (key: string | undefined): Promise<void> {
+  // Returns `settle`, to call once the stream is open (it is in the registry then) or refused.
+  async admit (key: string | undefined): Promise<() => void> {
+    try {
+      return await this.#reserve(key)
+    } catch (error) {
+      if (error instanceof ApiError && error.code === 'cluster_unavailable') return () => {}
+      throw error
+    }
+  }
+
+  // The slot counted in Redis at once, and here until the stream is open.
+  async #reserve (key: string | undefined): Promise<() => void> {
     const limits = this.#config.limits
+    const ticket = Symbol('admitting')
+    this.#admitting.set(ticket, key)
     try {
       await this.membership.reserve(key, limits.max_sessions, limits.max_sessions_per_key)
     } catch (error) {
-      if (error instanceof ApiError && error.code === 'cluster_unavailable') return
+      this.#admitting.delete(ticket)
       throw error
     }
+    return () => { this.#admitting.delete(ticket) }
   }
 
   // A session's mode, for a token scoped to one mode (the creating instance's memory is not
@@ -239,15 +292,18 @@ export class ClusterNode {
   // --- the routes' bodies ---
 
   async create (request: FastifyRequest, mode: Mode, startFields: Record<string, unknown>, key: string | undefined, id: string): Promise<void> {
-    const limits = this.#config.limits
-    await this.membership.reserve(key, limits.max_sessions, limits.max_sessions_per_key)
-    const startJson = JSON.stringify(startFields)
-    await this.store.create(id, { start: startJson, mode, key, owner: this.membership.id, state: 'open' })
+    const settle = await this.#reserve(key)
     try {
-      this.own({ id, mode, startJson, key, client: request.ip, published: [], lastId: 0 })
-    } catch (error) {
-      await this.store.forget(id)
-      throw error
+      const startJson = JSON.stringify(startFields)
+      await this.store.create(id, { start: startJson, mode, key, owner: this.membership.id, state: 'open' })
+      try {
+        this.own({ id, mode, startJson, key, client: request.ip, published: [], lastId: 0 })
+      } catch (error) {
+        await this.store.forget(id)
+        throw error
+      }
+    } finally {
+      settle()
     }
   }
 
@@ -287,7 +343,9 @@ export class ClusterNode {
       throw error
     }
     const stream = openEventStream(request, reply)
+    this.#readerStreams.add(stream)
     void stream.done.then(() => {
+      this.#readerStreams.delete(stream)
       this.release(connection)
       this.#dropReader(member, id)
     })
@@ -338,6 +396,7 @@ class Owned {
   readonly #filter: ReplayFilter
   #lastId: number
   #publishing: Promise<void> = Promise.resolve()
+  #muted = false // handed over: what the pipeline makes now is the claimer's to make again
   #reading = true
   #connection: RedisConnection | null = null
 
@@ -368,6 +427,15 @@ class Owned {
     void this.#consume()
   }
 
+  // Stops here without ending the session: see ClusterNode.handOver.
+  async release (): Promise<void> {
+    this.#muted = true
+    this.stopReading()
+    this.#stream?.abort()
+    await this.#publishing
+    await this.#node.releaseOwnership(this.#options.id)
+  }
+
   stopReading (): void {
     if (!this.#reading) return
     this.#reading = false
@@ -378,7 +446,7 @@ class Owned {
   // Numbered here, as the single-instance event log numbers them. After a failover, what the
   // previous owner published is recognised and not sent again; the rest is numbered on.
   #emit (event: StreamEvent): void {
-    if (this.#filter.published(event)) return
+    if (this.#muted || this.#filter.published(event)) return
     const eventId = ++this.#lastId
     const kindCount = this.#filter.countOf(event)
     const id = this.#options.id

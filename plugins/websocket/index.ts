@@ -4,6 +4,7 @@ import type { WebSocket, RawData } from 'ws'
 import { ApiError, closeCodeOf } from '../../schemas/error-codes.ts'
 import type { StreamEvent } from '../../schemas/events.ts'
 import type { Mode } from '../../schemas/messages.ts'
+import type { StartRequest } from '../../src/core/start-request.ts'
 import type { Stream } from '../../src/core/stream.ts'
 import { keyIdOf, selectSubprotocol } from '../auth/index.ts'
 
@@ -175,14 +176,22 @@ class Connection {
     await this.#finishCurrent()
     if (this.socket.readyState !== this.socket.OPEN) return
     // In a cluster the limits count every instance's streams (a refusal is thrown as openStream's).
-    await this.#app.cluster?.admit(this.#key)
-    if (this.socket.readyState !== this.socket.OPEN) return
+    const settle = await this.#app.cluster?.admit(this.#key)
+    try {
+      if (this.socket.readyState !== this.socket.OPEN) return
+      this.#open(message.start)
+    } finally {
+      settle?.()
+    }
+  }
+
+  #open (start: StartRequest): void {
     this.#discardedBytes = 0
     const socket = this.socket
     const stream = this.#app.streamer.openStream({
       transport: 'websocket',
       mode: this.#mode,
-      start: message.start,
+      start,
       client: this.#client,
       key: this.#key,
       sink: {

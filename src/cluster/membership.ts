@@ -32,6 +32,19 @@ redis.call('PEXPIRE', load, ttl)
 return {'ok', total + 1}
 `)
 
+// Alive, and these are my counts now: one script, so an admission never sees the counts
+// half rewritten (deleted, not yet set) and lets a session past the limit.
+const BEAT = new Script(`
+local prefix, me, now, ttl = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local load = prefix .. 'load:' .. me
+redis.call('SET', prefix .. 'hb:' .. me, now, 'PX', ttl)
+redis.call('SADD', prefix .. 'members', me)
+redis.call('DEL', load)
+for i = 5, #ARGV, 2 do redis.call('HSET', load, ARGV[i], ARGV[i + 1]) end
+redis.call('PEXPIRE', load, ttl)
+return 0
+`)
+
 export class Membership {
   readonly id: string
   readonly prefix: string
@@ -47,15 +60,9 @@ export class Membership {
 
   // Alive, and these are my sessions now (the local registry: every transport).
   async beat (load: LocalLoad): Promise<void> {
-    const ttl = this.#config.claim_timeout_ms
-    const loadKey = `${this.prefix}load:${this.id}`
     const fields: Array<string | number> = ['total', load.total]
     for (const [key, count] of load.perKey) fields.push(`k:${key}`, count)
-    await command(this.#client, ['SET', `${this.prefix}hb:${this.id}`, String(Date.now()), 'PX', ttl])
-    await command(this.#client, ['SADD', `${this.prefix}members`, this.id])
-    await command(this.#client, ['DEL', loadKey])
-    await command(this.#client, ['HSET', loadKey, ...fields])
-    await command(this.#client, ['PEXPIRE', loadKey, ttl])
+    await BEAT.run(this.#client, [], [this.prefix, this.id, Date.now(), this.#config.claim_timeout_ms, ...fields])
   }
 
   async isAlive (instance: string): Promise<boolean> {

@@ -116,3 +116,36 @@ t.test('kill -9 mid-session with interim results, acks and a failing model: one 
   const end = events.at(-1)
   t.equal(end?.type === 'end' ? end.bytes_received : -1, fixture.pcm.length, 'every byte was taken')
 })
+
+// SIGTERM (a rolling restart) of the instance running a paired session: it hands the session
+// over instead of ending it. Another instance claims it at its next heartbeat and carries on;
+// the reader on the stopping instance is cut and resumes on the other with Last-Event-ID.
+t.test('SIGTERM of the owner hands the session over: it goes on elsewhere, nothing lost or repeated', async (t) => {
+  const e = await startInstance('e', redis.url)
+  const f = await startInstance('f', redis.url)
+  t.teardown(async () => {
+    await e.kill('SIGKILL')
+    await f.kill('SIGKILL')
+  })
+  const expected = await reference()
+  const session = await createOk(e.http, fixture) // owned by e
+  const reader = new PairedReader([e.http, f.http], session.events_url)
+  const reading = reader.follow(60000)
+  const half = Math.floor(chunks.length / 2)
+  for (let seq = 0; seq < half; seq++) await postChunk(() => (seq % 2 === 0 ? e : f).http, session, seq, chunks[seq] as Uint8Array)
+  t.ok(await until(() => reader.events.some((ev) => ev.type === 'segment' && ev.is_final), 20000), 'a final arrived before the restart')
+  const stopping = Date.now()
+  await e.kill('SIGTERM')
+  t.ok(Date.now() - stopping < 5000, `the stopping instance exited in ${Date.now() - stopping} ms, without waiting for the session to end`)
+  for (let seq = half; seq < chunks.length; seq++) await postChunk(() => f.http, session, seq, chunks[seq] as Uint8Array)
+  t.equal((await stopPaired(f.http, session)).status, 202)
+  const events = await reading
+  t.ok(reader.reconnects >= 1, 'the reader on the stopping instance was cut and came back')
+  t.same(reader.ids, events.map((_, i) => i + 1), 'ids 1, 2, 3...: no gap, no duplicate')
+  t.notOk(events.some((ev) => ev.type === 'shutdown' || ev.type === 'error'), 'no shutdown or error event: the session was not drained')
+  t.same(byChannel(events), byChannel(expected), 'the same events as a single instance')
+  const check = createClient({ url: redis.url })
+  await check.connect()
+  t.equal(await check.hGet(`streamer:s:${session.id}`, 'owner'), 'f', 'f runs it now')
+  check.destroy()
+})
