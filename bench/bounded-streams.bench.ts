@@ -17,8 +17,7 @@
 // capacity stream, default 2] [capacity rounds per variant, default 2]. Prints a table; writes
 // bench/results/bounded-streams.json.
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer, type AddressInfo } from 'node:net'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { availableParallelism, loadavg, tmpdir, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -28,6 +27,7 @@ import type { EndEvent, SegmentEvent, StreamEvent } from '../schemas/events.ts'
 import { ENV } from '../src/config.ts'
 import { loadFixture } from '../test/helpers/fixtures.ts'
 import { processCpuSeconds, rssKb } from './proc-stats.ts'
+import { freePort, unreadBytes } from './server-process.ts'
 
 const streams = Math.max(1, Math.floor(Number(process.argv[2] ?? 50)))
 const repetitions = Math.max(1, Math.floor(Number(process.argv[3] ?? 2)))
@@ -69,14 +69,6 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     for (const child of running) child.kill('SIGKILL')
     process.exit(130)
   })
-}
-
-async function freePort (): Promise<number> {
-  const probe = createServer()
-  await new Promise<void>((resolve, reject) => { probe.once('error', reject); probe.listen(0, '127.0.0.1', resolve) })
-  const port = (probe.address() as AddressInfo).port
-  await new Promise<void>((resolve) => { probe.close(() => { resolve() }) })
-  return port
 }
 
 function mergeConfig (base: Json, over: Json): Json {
@@ -175,30 +167,6 @@ class ServerProcess {
     }
     rmSync(this.#dir, { recursive: true, force: true })
   }
-}
-
-// Bytes sent to the server that it has not read yet, held by the kernel: the receive queues of
-// the server's sockets plus the send queues of the clients' sockets to it (from /proc/net/tcp).
-// This is where TCP backpressure leaves a client's audio while the server does not read.
-function unreadBytes (port: number): number {
-  const portOf = (address: string): number => Number.parseInt(address.slice(address.lastIndexOf(':') + 1), 16)
-  let total = 0
-  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    let text: string
-    try {
-      text = readFileSync(file, 'utf8')
-    } catch {
-      continue
-    }
-    for (const line of text.split('\n').slice(1)) {
-      const [, local, remote, state, queues] = line.trim().split(/\s+/)
-      if (local === undefined || remote === undefined || queues === undefined || state === '0A') continue // 0A: listening
-      const [tx = '0', rx = '0'] = queues.split(':')
-      if (portOf(local) === port) total += Number.parseInt(rx, 16)
-      else if (portOf(remote) === port) total += Number.parseInt(tx, 16)
-    }
-  }
-  return total
 }
 
 // /proc sampled every 100 ms: RSS, CPU time and the unread bytes, with their moment.

@@ -3,9 +3,10 @@
 //
 // Per stream count N it runs the load generator (bench/capacity/load-generator.ts, a process of
 // its own) twice: against a bare `ws` sink (bench/capacity/bare-ws-sink.ts) and against the real
-// server, started as `npm start` starts it (`node src/server.ts`, config from STREAMER_CONFIG:
-// a zero-delay dummy model, so the figures are the server's and not the model's). Before the
-// loads it measures Silero v5 alone, batched, in one thread (bench/capacity/silero-limit.ts).
+// server, started as `npm start` starts it (bench/server-process.ts: `node src/server.ts`,
+// config from STREAMER_CONFIG: a zero-delay dummy model, so the figures are the server's and not
+// the model's). Before the loads it measures Silero v5 alone, batched, in one thread
+// (bench/capacity/silero-limit.ts).
 //
 // Reported per N: server CPU per second of audio per stream (utime+stime from /proc of the
 // server's whole process tree, all threads), the same for the bare sink, final latency p50 /
@@ -18,18 +19,17 @@
 // BENCH_SERVER_ARGS (Node options for the server, e.g. '--cpu-prof --cpu-prof-dir=/tmp/prof').
 // Writes bench/results/capacity.json.
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
-import { tmpdir, cpus, totalmem } from 'node:os'
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { cpus, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
-import { createServer } from 'node:net'
 import type { GeneratorPlan, GeneratorReport } from './capacity/load-generator.ts'
 import { rssKb, threadCpuSeconds, treeCpuSeconds } from './proc-stats.ts'
+import { freePort, startServer, ZERO_DELAY_MODEL } from './server-process.ts'
 
 const counts = (process.argv[2] ?? '10,100,200,300,400').split(',').map(Number)
 const seconds = Number(process.argv[3] ?? 20)
-const root = fileURLToPath(new URL('..', import.meta.url))
 const here = fileURLToPath(new URL('.', import.meta.url))
 const SILENCE_WAIT_MS = 500 // vad.min_silence_ms, the default
 const LATENCY_GOAL_MS = SILENCE_WAIT_MS + 150
@@ -39,35 +39,14 @@ const rssMb = (pid: number): number => (rssKb(pid) ?? 0) / 1024
 
 // ---- processes
 
-async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const probe = createServer().listen(0, '127.0.0.1', () => {
-      const address = probe.address()
-      probe.close(() => { resolve(typeof address === 'object' && address !== null ? address.port : 0) })
-    }).on('error', reject)
-  })
-}
-
-async function startServer (port: number): Promise<ChildProcess> {
-  const dir = mkdtempSync(join(tmpdir(), 'capacity-'))
+// The real server (bench/server-process.ts): the zero-delay dummy, room for every stream.
+async function startCapacityServer (port: number): Promise<ChildProcess> {
   const config = {
-    model: { options: { delay: 0, constant_factor: 0, jitter: 0, failure_rate: 0, panic_rate: 0, warmup_penalty: 1 } },
+    model: { options: ZERO_DELAY_MODEL },
     limits: { max_sessions: 5000 },
     ...JSON.parse(process.env.CAPACITY_CONFIG ?? '{}') as Record<string, unknown>
   }
-  writeFileSync(join(dir, 'config.json'), JSON.stringify(config))
-  const args = [...(process.env.BENCH_SERVER_ARGS ?? '').split(' ').filter(Boolean), 'src/server.ts']
-  const server = spawn(process.execPath, args, {
-    cwd: root,
-    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', STREAMER_CONFIG: join(dir, 'config.json') },
-    stdio: ['ignore', 'inherit', 'inherit']
-  })
-  for (let i = 0; ; i++) {
-    const ok = await fetch(`http://127.0.0.1:${port}/api/v1/ready`).then((r) => r.ok, () => false)
-    if (ok) return server
-    if (i > 600 || server.exitCode !== null) throw new Error('the server did not become ready')
-    await sleep(100)
-  }
+  return await startServer(port, config, 'capacity-')
 }
 
 async function startSink (port: number): Promise<ChildProcess> {
@@ -167,7 +146,7 @@ const silero = await runChild<Record<string, number>>('capacity/silero-limit.ts'
 console.log(`Silero v5 alone, one thread, ms CPU per audio second per stream by batch size: ${Object.entries(silero).map(([b, ms]) => `${b}: ${ms.toFixed(2)}`).join(', ')}`)
 
 const serverPort = await freePort()
-const server = await startServer(serverPort)
+const server = await startCapacityServer(serverPort)
 const serverPid = server.pid as number
 const results: Array<{ streams: number, bare: LoadFigures, server: LoadFigures, limitMsPerAudioSecond: number }> = []
 try {
