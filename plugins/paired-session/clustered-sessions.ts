@@ -57,6 +57,9 @@ export class ClusterNode {
   #beatOk = false
   #closing = false
   #leaving = false // handing its sessions over (SIGTERM): it claims and creates none
+  #ticking = false
+  readonly #starting = new Set<string>() // being created or rebuilt here, not yet in #owned
+  #claimsFrom = 0 // no claims before this time (see #tick)
   readonly #blocking = new Set<RedisConnection>()
   readonly #readers = new Map<string, string>() // member in s:<id>:readers -> session id
   readonly #readerStreams = new Set<EventStream>()
@@ -90,31 +93,62 @@ export class ClusterNode {
   // The live members and their session counts as of the last heartbeat, for /metrics.
   members: ReadonlyMap<string, number> = new Map()
 
-  // Heartbeat with this instance's counts, then look for sessions whose owner died.
+  // Heartbeat with this instance's counts, then look for sessions whose owner died. One at a
+  // time: a slow one (a rebuild) must not let a later heartbeat's counts be overwritten by its.
   async #tick (): Promise<void> {
+    if (this.#ticking) return
+    this.#ticking = true
     try {
-      const perKey = new Map<string, number>()
-      const count = (key: string | undefined): void => { if (key !== undefined) perKey.set(key, (perKey.get(key) ?? 0) + 1) }
-      for (const stream of this.#streamer.registry.entries()) count(stream.key)
-      // Admitted but not open yet: counted too, or a heartbeat in between would forget them.
-      for (const key of this.#admitting.values()) count(key)
-      await this.membership.beat({ total: this.#streamer.registry.size + this.#admitting.size, perKey })
-      await this.store.renewReaders(this.#readers, this.#config.cluster.claim_timeout_ms)
-      this.#beatOk = true
-      this.members = await this.membership.members()
-      if (this.#closing || this.#leaving || !this.#streamer.ready) return
-      for (const id of await this.store.openIds()) {
-        if (this.#owned.has(id)) continue
-        const stored = await this.store.get(id)
-        if (stored === null) { await command(this.#client, ['SREM', this.store.sessionsKey, id]); continue }
-        if (stored.owner === this.membership.id || await this.membership.isAlive(stored.owner)) continue
-        if (!await this.store.claim(id, this.membership.id)) continue
-        this.#log(`claimed paired session ${id} from ${stored.owner}`)
-        await this.#rebuild(id, stored.mode as Mode, stored.start, stored.key)
-      }
+      await this.#beatAndClaim()
     } catch (error) {
       this.#beatOk = false
+      // After Redis was unreachable every heartbeat may have lapsed, live instances' too: no
+      // claims until they have had claim_timeout_ms to beat again, or two would run a session.
+      this.#claimsFrom = Date.now() + this.#config.cluster.claim_timeout_ms
       this.#log('cluster heartbeat failed', error)
+    } finally {
+      this.#ticking = false
+    }
+  }
+
+  async #beatAndClaim (): Promise<void> {
+    const perKey = new Map<string, number>()
+    const count = (key: string | undefined): void => { if (key !== undefined) perKey.set(key, (perKey.get(key) ?? 0) + 1) }
+    for (const stream of this.#streamer.registry.entries()) count(stream.key)
+    // Admitted but not open yet: counted too, or a heartbeat in between would forget them.
+    for (const key of this.#admitting.values()) count(key)
+    await this.membership.beat({ total: this.#streamer.registry.size + this.#admitting.size, perKey })
+    await this.store.renewReaders(this.#readers, this.#config.cluster.claim_timeout_ms)
+    this.#beatOk = true
+    this.members = await this.membership.members()
+    // A session another instance claimed while this one could not beat (a long Redis outage,
+    // a process paused past claim_timeout_ms) is stopped here, silently: the claimer runs it.
+    const owned = [...this.#owned.keys()]
+    const owners = await this.store.ownersOf(owned)
+    for (const [index, id] of owned.entries()) {
+      const owner = owners[index]
+      if (owner !== this.membership.id && owner !== '') {
+        this.#log(`paired session ${id} was claimed by ${String(owner)}: stopped here`)
+        this.#owned.get(id)?.depose()
+      }
+    }
+    if (this.#closing || this.#leaving || !this.#streamer.ready || Date.now() < this.#claimsFrom) return
+    for (const id of await this.store.openIds()) {
+      if (this.#owned.has(id) || this.#starting.has(id)) continue
+      const stored = await this.store.get(id)
+      if (stored === null) { await command(this.#client, ['SREM', this.store.sessionsKey, id]); continue }
+      // Ours in Redis but not running here (a rebuild that failed, a claim handed to us): run it.
+      if (stored.owner !== this.membership.id) {
+        if (await this.membership.isAlive(stored.owner)) continue
+        if (!await this.store.claim(id, this.membership.id)) continue
+        this.#log(`claimed paired session ${id} from ${stored.owner === '' ? 'an instance that handed it over' : stored.owner}`)
+      }
+      this.#starting.add(id)
+      try {
+        await this.#rebuild(id, stored.mode as Mode, stored.start, stored.key)
+      } finally {
+        this.#starting.delete(id)
+      }
     }
   }
 
@@ -139,7 +173,7 @@ export class ClusterNode {
   // Runs the session's pipeline here. Throws what openStream throws (limits).
   own (options: OwnedOptions): void {
     if (this.#leaving) throw new ApiError('shutting_down', 'This instance is restarting and takes no new sessions; create it again (the balancer sends it to another instance)')
-    const owned = new Owned(this, this.#streamer, options, () => { this.#owned.delete(options.id) })
+    const owned: Owned = new Owned(this, this.#streamer, options, () => { if (this.#owned.get(options.id) === owned) this.#owned.delete(options.id) })
     this.#owned.set(options.id, owned)
     try {
       owned.open()
@@ -191,6 +225,8 @@ export class ClusterNode {
       this.#log(`releasing paired session ${id} failed`, error)
     })
   }
+
+  logError (message: string, error: unknown): void { this.#log(message, error) }
 
   async markEnded (id: string, endedBy: string | undefined): Promise<void> {
     await this.#retried(['HSET', this.store.hashKey(id), 'state', 'ended', 'ended_by', endedBy ?? ''])
@@ -293,6 +329,7 @@ export class ClusterNode {
 
   async create (request: FastifyRequest, mode: Mode, startFields: Record<string, unknown>, key: string | undefined, id: string): Promise<void> {
     const settle = await this.#reserve(key)
+    this.#starting.add(id)
     try {
       const startJson = JSON.stringify(startFields)
       await this.store.create(id, { start: startJson, mode, key, owner: this.membership.id, state: 'open' })
@@ -303,6 +340,7 @@ export class ClusterNode {
         throw error
       }
     } finally {
+      this.#starting.delete(id)
       settle()
     }
   }
@@ -424,23 +462,33 @@ class Owned {
         close: () => { this.stopReading() }
       }
     })
+    // However the stream ends (its stop, a limit, an abort), this instance stops following it:
+    // sink.close comes only when the server ends it.
+    void this.#stream.closed.then(() => { this.stopReading() })
     void this.#consume()
   }
 
   // Stops here without ending the session: see ClusterNode.handOver.
   async release (): Promise<void> {
+    this.depose()
+    await this.#publishing
+    await this.#node.releaseOwnership(this.#options.id)
+  }
+
+  // Another instance runs the session now: nothing more is taken or published here.
+  depose (): void {
     this.#muted = true
     this.stopReading()
     this.#stream?.abort()
-    await this.#publishing
-    await this.#node.releaseOwnership(this.#options.id)
   }
 
   stopReading (): void {
     if (!this.#reading) return
     this.#reading = false
     if (this.#connection !== null) this.#node.release(this.#connection)
-    this.#onGone()
+    // Forgotten once what it emitted is published (an `end` with its markEnded): until then the
+    // heartbeat must not take the session for one that needs running here.
+    void this.#publishing.then(() => { this.#onGone() })
   }
 
   // Numbered here, as the single-instance event log numbers them. After a failover, what the
@@ -453,7 +501,7 @@ class Owned {
     this.#publishing = this.#publishing.then(async () => {
       await this.#node.publish(id, eventId, event, kindCount)
       if (event.type === 'end') await this.#node.markEnded(id, this.#stream?.endedBy)
-    })
+    }).catch((error: unknown) => { this.#node.logError(`publishing an event of paired session ${id} failed`, error) })
   }
 
   async #consume (): Promise<void> {

@@ -126,6 +126,12 @@ for i, key in ipairs(KEYS) do redis.call('ZADD', key, 'XX', expires, ARGV[i + 1]
 return 0
 `)
 
+const OWNERS = new Script(`
+local out = {}
+for i, key in ipairs(KEYS) do out[i] = redis.call('HGET', key, 'owner') end
+return out
+`)
+
 export interface StoredSession {
   start: string // the create body's start fields, JSON
   mode: string
@@ -243,6 +249,12 @@ export class SessionStore {
 
   async openIds (): Promise<string[]> {
     return await command(this.#client, ['SMEMBERS', this.sessionsKey]) as string[]
+  }
+
+  // The owner of each session ('' when released, null when gone), in one round trip.
+  async ownersOf (ids: string[]): Promise<Array<string | null>> {
+    if (ids.length === 0) return []
+    return await OWNERS.run(this.#client, ids.map((id) => this.hashKey(id)), []) as Array<string | null>
   }
 
   async claim (id: string, me: string): Promise<boolean> {

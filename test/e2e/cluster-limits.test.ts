@@ -8,6 +8,7 @@ import { sleep } from '../helpers/sse-collector.ts'
 import { bearer, craftToken, KEY, SECRET } from '../helpers/auth-server.ts'
 import { WsClient } from '../helpers/ws-client.ts'
 import http from 'node:http'
+import { createClient } from 'redis'
 
 // Cluster-wide limits, readiness without Redis, and a Redis restart mid-session (Redis with
 // its append-only file, as in production: it comes back with its data).
@@ -45,6 +46,8 @@ t.test('Redis restarted mid-session: the session completes, nothing lost', async
   assertSegmentedMatchesTruth(t, events, fixture)
   t.same(reader.ids, events.map((_, i) => i + 1), 'ids 1, 2, 3...: no gap, no duplicate over the reconnects')
   t.equal(events.filter((e) => e.type === 'end').length, 1)
+  for (let i = 0; i < 40 && instances.some((server) => server.app.cluster?.ownedCount !== 0); i++) await sleep(50)
+  t.same(instances.map((server) => server.app.cluster?.ownedCount), [0, 0], 'once it ended no instance follows it any more (nor holds its Redis connection)')
 })
 
 t.test('limits.max_sessions counts the sessions of every instance', async (t) => {
@@ -172,4 +175,33 @@ t.test('a token scoped to a mode is checked against the session\'s mode on every
   const stopped = await fetch(`${secured[1]!.http}/api/v1/sessions/${id}/stop`, { method: 'POST', headers: bearer(KEY) })
   t.equal(stopped.status, 202)
   for (const server of secured) await server.close()
+})
+
+// Two instances must never both run a session: if Redis says another instance owns a session
+// this one runs (a claim made while this one could not beat), this one stops it silently, and
+// the instance named runs it (rebuilt from Redis), with no gap or repeat for the reader.
+t.test('an owner that lost its session stops it; the new owner runs it', async (t) => {
+  const fixture = loadFixture('dialogue_44k_stereo')
+  const chunks = chunksOf(fixture)
+  const [a, b] = instances as [TestServer, TestServer]
+  const session = await createOk(a.http, fixture)
+  const reader = new PairedReader([b.http], session.events_url)
+  const reading = reader.follow(60000)
+  const half = Math.floor(chunks.length / 2)
+  for (let seq = 0; seq < half; seq++) await postChunk(() => a.http, session, seq, chunks[seq] as Uint8Array)
+  t.equal(a.app.cluster?.ownedCount, 1)
+  const check = createClient({ url: redis.url })
+  await check.connect()
+  await check.hSet(`streamer:s:${session.id}`, 'owner', 'b')
+  let moved = false
+  for (let i = 0; i < 100 && !moved; i++) { moved = a.app.cluster?.ownedCount === 0 && b.app.cluster?.ownedCount === 1; if (!moved) await sleep(50) }
+  t.ok(moved, 'a stopped it, b runs it')
+  for (let seq = half; seq < chunks.length; seq++) await postChunk(() => a.http, session, seq, chunks[seq] as Uint8Array)
+  t.equal((await stopPaired(a.http, session)).status, 202)
+  const events = await reading
+  assertSegmentedMatchesTruth(t, events, fixture)
+  t.same(reader.ids, events.map((_, i) => i + 1), 'ids 1, 2, 3...: no gap, no duplicate')
+  t.equal(events.filter((e) => e.type === 'end').length, 1)
+  t.equal(await check.hGet(`streamer:s:${session.id}`, 'owner'), 'b')
+  check.destroy()
 })
