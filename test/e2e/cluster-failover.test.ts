@@ -146,6 +146,7 @@ t.test('SIGTERM of the owner hands the session over: it goes on elsewhere, nothi
   t.same(byChannel(events), byChannel(expected), 'the same events as a single instance')
   const check = createClient({ url: redis.url })
   await check.connect()
-  t.equal(await check.hGet(`streamer:s:${session.id}`, 'owner'), 'f', 'f runs it now')
+  // Any live instance may claim it: f, or b from the first test (still running).
+  t.match(await check.hGet(`streamer:s:${session.id}`, 'owner'), /^(f|b)$/, 'a surviving instance runs it now')
   check.destroy()
 })
