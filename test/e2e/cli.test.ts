@@ -396,7 +396,10 @@ t.test('shutdown: a notice, the results for the audio taken, a verified partial 
   const draining = await startServer()
   t.teardown(() => draining.close())
   const runs = TRANSPORTS.map((transport) => runCli(['--json', '--real-time', '--acks', '--transport', transport, '--url', draining.http, fixture.path]))
-  await sleep(2500)
+  // Every client's stream open (not a fixed sleep: three CLIs starting at once on a loaded CI
+  // machine took longer than 2.5 s once), and some audio taken.
+  for (let i = 0; i < 600 && draining.app.streamer.registry.size < TRANSPORTS.length; i++) await sleep(50)
+  await sleep(1000)
   await draining.app.streamer.drain(10)
   for (const [i, run] of (await Promise.all(runs)).entries()) {
     const transport = TRANSPORTS[i] as string
