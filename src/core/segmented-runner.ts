@@ -87,7 +87,7 @@ export class SegmentedRunner implements ChannelRunner {
     if (!this.#stopped()) {
       // The last partial VAD frame is zero-padded so the tail of the stream is decided too.
       const rest = this.#audio.end - this.#vadDone
-      if (rest > 0) await this.#runVad(this.#vadDone, this.#audio.end, VAD_FRAME).catch((error: unknown) => { this.#fail(error) })
+      if (rest > 0) await this.#runVad(this.#vadDone, this.#audio.end, VAD_FRAME, true).catch((error: unknown) => { this.#fail(error) })
     }
     if (!this.#stopped()) {
       for (const boundary of this.#segmenter.flush(this.#audio.end)) this.#onBoundary(boundary.kind, boundary.sample)
@@ -140,8 +140,12 @@ export class SegmentedRunner implements ChannelRunner {
     }
     // A finalize wants its frames decided now, not once more audio has been gathered; so does a
     // silence run these frames may complete (the end of speech: a client waits for its final).
+    // The VAD pool may hold a request up to about one frame for a run shared with other streams
+    // (vad-batcher.ts, gatherMs): a silence run that may end with the next frame is not held
+    // either, or the frame that ends it would wait behind the held request.
     const ending = this.#segmenter.framesUntilEnd
-    if (frames < MIN_VAD_FRAMES_PER_TASK && !this.#finishing && !this.#gatherExpired && this.#finalizing.length === 0 && (ending === null || frames < ending)) {
+    const urgent = this.#finishing || this.#finalizing.length > 0 || (ending !== null && frames + 1 >= ending)
+    if (frames < MIN_VAD_FRAMES_PER_TASK && !urgent && !this.#gatherExpired) {
       this.#gatherTimer ??= setTimeout(() => {
         this.#gatherTimer = null
         this.#gatherExpired = true
@@ -155,7 +159,7 @@ export class SegmentedRunner implements ChannelRunner {
     }
     this.#gatherExpired = false
     this.#vadBusy = true
-    this.#runVad(this.#vadDone, this.#vadDone + frames * VAD_FRAME, frames * VAD_FRAME).then(() => {
+    this.#runVad(this.#vadDone, this.#vadDone + frames * VAD_FRAME, frames * VAD_FRAME, urgent).then(() => {
       this.#vadBusy = false
       this.#pump()
     }, (error: unknown) => {
@@ -184,10 +188,11 @@ export class SegmentedRunner implements ChannelRunner {
   }
 
   // Runs the VAD over samples [from, to), zero-padded to `length` (a whole number of frames).
-  async #runVad (from: number, to: number, length: number): Promise<void> {
+  // urgent: someone waits on the result (VadProcessOptions), so it is not held for a shared run.
+  async #runVad (from: number, to: number, length: number, urgent: boolean): Promise<void> {
     const input = this.#audio.slice(from, to, length)
     const started = performance.now()
-    const probabilities = await this.#vad.process(input)
+    const probabilities = await this.#vad.process(input, { urgent })
     this.#options.services.observer?.stage('vad', (to - from) / MODEL_SAMPLE_RATE, (performance.now() - started) / 1000)
     if (this.#stopped()) return
     for (let i = 0; i < probabilities.length; i++) {

@@ -11,7 +11,8 @@ export type InferFn = (audio: Float32Array, options?: InferOptions) => Promise<M
 
 export interface VadStreamLike {
   // k*512 samples of 16 kHz audio -> k speech probabilities; calls on one stream are sequential.
-  process (frames: Float32Array): Promise<Float32Array>
+  // urgent: the caller waits on these frames; they must not be held for a shared VAD run.
+  process (frames: Float32Array, options?: { urgent?: boolean }): Promise<Float32Array>
 }
 
 export interface SessionServices {

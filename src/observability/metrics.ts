@@ -11,7 +11,8 @@ export type StageName = 'decode' | 'vad' | 'model'
 // From 0.01 (decode is ~1000x faster than real time; it lands in the first bucket) to 15 (a
 // model ten times too slow), dense around 1 where it matters.
 export const RTF_BUCKETS = [0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 15]
-// Seconds of audio per stage call: a decode push (~10-500 ms), a VAD batch (32 ms frames), an
+// Seconds of audio per stage call: a stream's decode pushes summed to >= 250 ms (the rest when it
+// closes; session-telemetry.ts), a VAD batch (32 ms frames), an
 // utterance (up to the maximum utterance length) or a simple-mode chunk.
 const MEDIA_BUCKETS = [0.01, 0.032, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60]
 // Wall seconds per stage call: microseconds (decode) to seconds (a slow model and its queue).
@@ -80,7 +81,7 @@ export class StreamerMetrics {
 
   constructor (options: StreamerMetricsOptions = {}) {
     const registers = [this.registry]
-    // The stage histograms take one observation per decode push and per VAD batch.
+    // The stage histograms take one observation per 250 ms of a stream's decoded audio and per VAD batch.
     const rtf = new Histogram({
       name: `${METRIC_PREFIX}stage_rtf_ratio`,
       help: 'Real-time factor per pipeline stage call: wall time / audio duration (decode = decode + resample)',
