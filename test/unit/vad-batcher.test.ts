@@ -6,7 +6,7 @@
 import t from 'tap'
 import { setImmediate as nextTurn } from 'node:timers/promises'
 import { VAD_FRAME_SAMPLES } from '../../src/audio/silero-vad.ts'
-import { VadBatcher, type VadTask, type VadTaskRunner } from '../../src/audio/vad-batcher.ts'
+import { VadBatcher, type VadStream, type VadTask, type VadTaskRunner } from '../../src/audio/vad-batcher.ts'
 
 interface Recorder {
   run: VadTaskRunner
@@ -95,6 +95,27 @@ t.test('while every thread is busy requests wait, then go together', async (t) =
   await first
   await nextTurn()
   t.same(r.tasks.map((task) => task.steps), [[1], [1, 2]], 'what waited goes in one task once the thread is free')
+  r.release()
+  await Promise.all(rest)
+})
+
+t.test('when more are pending than one task takes, the urgent go first', async (t) => {
+  const r = recorder(true)
+  const batcher = new VadBatcher(r.run, { maxInFlight: 1, maxBatch: 2 })
+  const streams = Array.from({ length: 5 }, () => batcher.createStream())
+  const first = streams[0]?.process(frames(1))
+  await nextTurn()
+  // Told apart by their frame counts: 1, 2, 3 wait; 4 is urgent.
+  const rest = [1, 2, 3, 4].map(async (n) => await (streams[n] as VadStream).process(frames(n), { urgent: n === 4 }))
+  await nextTurn()
+  r.release()
+  await first
+  await nextTurn()
+  t.same(r.tasks.map((task) => task.steps), [[1], [4, 1]], 'the urgent request, then the oldest waiting one')
+  r.release()
+  await nextTurn()
+  await nextTurn()
+  t.same(r.tasks.at(-1)?.steps, [2, 3], 'then the others, in order')
   r.release()
   await Promise.all(rest)
 })
