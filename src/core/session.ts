@@ -54,6 +54,7 @@ export class Session {
   #bytesPastLimit = 0
   #state: SessionState = 'streaming'
   #finished: Promise<EndEvent> | null = null
+  #onReleased: (() => void) | undefined
   readonly #closed = Promise.withResolvers<SessionState>()
   // Settles once the session has ended or was aborted: its resources are free.
   readonly closed: Promise<SessionState> = this.#closed.promise
@@ -64,7 +65,10 @@ export class Session {
     this.#services = options.services
     this.#emit = options.emit
     const channels = options.format.channels
-    this.#decoder = new PcmDecoder(options.format)
+    // The decoder's arrays can be reused from push to push when whoever gets them copies them at
+    // once: the resampler does, and so does the simple runner (at the model's rate the resampler
+    // hands the decoder's arrays on as they are); the segmented runner is not asked to.
+    this.#decoder = new PcmDecoder(options.format, { reuseOutput: options.format.sample_rate !== MODEL_SAMPLE_RATE || options.mode === 'simple' })
     this.#resamplers = Array.from({ length: channels }, () => new StreamingResampler(options.format.sample_rate, MODEL_SAMPLE_RATE))
     this.#segments = new Array<number>(channels).fill(0)
     this.#interims = new Array<number>(channels).fill(0)
@@ -76,7 +80,11 @@ export class Session {
       channel,
       services: options.services,
       interimResults: options.interimResults,
-      emit: (event) => { this.#send(event) },
+      emit: (event) => {
+        this.#send(event)
+        // A result out is work released (an inference ended): flow control may look again.
+        this.#onReleased?.()
+      },
       signal: this.#abort.signal,
       onFault: options.onFault,
       underPressure: options.underPressure
@@ -113,10 +121,20 @@ export class Session {
     this.#services.observer?.received?.(bytes.length)
     const started = performance.now()
     const channels = this.#decoder.push(bytes)
-    const resampled = channels.map((samples, channel) => (this.#resamplers[channel] as StreamingResampler).push(samples))
-    const decoded = (channels[0]?.length ?? 0) / this.format.sample_rate
-    if (decoded > 0) this.#services.observer?.stage('decode', decoded, (performance.now() - started) / 1000)
-    resampled.forEach((samples, channel) => { (this.#runners[channel] as ChannelRunner).push(samples) })
+    const frames = channels[0]?.length ?? 0
+    if (frames === 0) return
+    const resampled: Float32Array[] = []
+    for (let channel = 0; channel < channels.length; channel++) resampled.push((this.#resamplers[channel] as StreamingResampler).push(channels[channel] as Float32Array))
+    this.#services.observer?.stage('decode', frames / this.format.sample_rate, (performance.now() - started) / 1000)
+    for (let channel = 0; channel < resampled.length; channel++) (this.#runners[channel] as ChannelRunner).push(resampled[channel] as Float32Array)
+  }
+
+  /**
+   * `listener` is told whenever work held for this stream may have been released (a result went
+   * out), so flow control can resume reading at once rather than at its next look. One listener.
+   */
+  onReleased (listener: () => void): void {
+    this.#onReleased = listener
   }
 
   // The stop: finalise open speech, send every result for the audio received, then `end`.

@@ -1,10 +1,83 @@
 import { MODEL_SAMPLE_RATE } from '../../schemas/audio-format.ts'
+import { uninitializedFloat32 } from '../audio/pcm-decoder.ts'
 import type { ChannelRunner, RunnerOptions } from './channel-runner.ts'
 import { inferenceErrorEvent, segmentEvent } from './inference-result.ts'
 import { OrderedEvents } from './ordered-events.ts'
 
 // A finalize's point in the stream (samples pushed when it was called) and its promise.
 interface FinalizePoint { sample: number, resolve: (drained: Promise<void>) => void }
+
+// Queued audio is copied into blocks of this many samples (16 KiB), recycled once taken.
+const BLOCK_SAMPLES = 4096
+// A stream more than this far ahead of real time is being sent faster than it plays (see #wake).
+const AHEAD_SECONDS = 1
+
+// Audio waiting for the model, FIFO, in recycled fixed-size blocks. Copying what arrives (a
+// memcpy) instead of keeping the caller's arrays lets the caller reuse its arrays (the decoder
+// does, see Session) and keeps a fast stream from churning array buffers: every buffer allocated
+// counts towards V8's next full collection, and under a stream sent as fast as possible those
+// collections (concurrent marking of the whole heap) cost about as much CPU as the main thread's
+// own work. The blocks are few, long-lived and reused; what is taken goes out in a new buffer
+// that is transferred to a model thread at once.
+class SampleQueue {
+  #blocks: Float32Array[] = [] // the first from #head, the last up to #tail
+  #head = 0
+  #tail = BLOCK_SAMPLES
+  #length = 0
+  readonly #spare: Float32Array[] = []
+  readonly #maxSpare: number
+
+  // Keeps at most `maxSpare` emptied blocks for reuse.
+  constructor (maxSpare: number) {
+    this.#maxSpare = maxSpare
+  }
+
+  get length (): number { return this.#length }
+
+  push (samples: Float32Array): void {
+    for (let at = 0; at < samples.length;) {
+      if (this.#tail === BLOCK_SAMPLES) {
+        this.#blocks.push(this.#spare.pop() ?? new Float32Array(BLOCK_SAMPLES))
+        this.#tail = 0
+      }
+      const count = Math.min(BLOCK_SAMPLES - this.#tail, samples.length - at)
+      ;(this.#blocks[this.#blocks.length - 1] as Float32Array).set(count === samples.length ? samples : samples.subarray(at, at + count), this.#tail)
+      this.#tail += count
+      at += count
+    }
+    this.#length += samples.length
+  }
+
+  // The first `samples` samples, removed, in a new buffer of their own (not zero-filled first:
+  // every sample is written).
+  take (samples: number): Float32Array {
+    const out = uninitializedFloat32(samples)
+    for (let filled = 0; filled < samples;) {
+      const block = this.#blocks[0] as Float32Array
+      const end = this.#blocks.length === 1 ? this.#tail : BLOCK_SAMPLES
+      const count = Math.min(end - this.#head, samples - filled)
+      out.set(this.#head === 0 && count === BLOCK_SAMPLES ? block : block.subarray(this.#head, this.#head + count), filled)
+      filled += count
+      this.#head += count
+      if (this.#head === end) this.#release()
+    }
+    this.#length -= samples
+    return out
+  }
+
+  clear (): void {
+    while (this.#blocks.length > 0) this.#release()
+    this.#length = 0
+  }
+
+  // The first block is used up: back to the spares.
+  #release (): void {
+    const block = this.#blocks.shift() as Float32Array
+    if (this.#spare.length < this.#maxSpare) this.#spare.push(block)
+    this.#head = 0
+    if (this.#blocks.length === 0) this.#tail = BLOCK_SAMPLES
+  }
+}
 
 // Simple mode: every sample goes through the model, in order. While the per-channel limit of
 // inferences is in flight, arriving audio queues and is merged into one inference (batching);
@@ -14,13 +87,15 @@ export class SimpleRunner implements ChannelRunner {
   readonly #events: OrderedEvents
   readonly #maxInFlight: number
   readonly #maxChunk: number
-  #queue: Float32Array[] = []
-  #queued = 0
+  readonly #queue: SampleQueue
   #dispatched = 0 // samples handed to the model so far: the next segment's start
   #inFlight = 0
   #inFlightSamples = 0
   #aborted = false
   #allSent: (() => void) | null = null
+  #pushed = 0 // samples pushed so far
+  #startedAt: number | undefined // performance.now() at the first push
+  #coalescing: NodeJS.Immediate | null = null // the end-of-turn dispatch (see #wake)
   // Pending finalizes: the samples pushed when each was called, and its promise.
   #finalizing: FinalizePoint[] = []
 
@@ -29,13 +104,23 @@ export class SimpleRunner implements ChannelRunner {
     this.#events = new OrderedEvents(options.emit)
     this.#maxInFlight = options.services.limits.simple_max_in_flight
     this.#maxChunk = Math.max(1, Math.round(options.services.limits.simple_max_chunk_seconds * MODEL_SAMPLE_RATE))
+    // Flow control keeps the queue near limits.max_buffered_seconds: spares for that much, so a
+    // stream sent faster than real time reuses its blocks; a live stream only ever needs one or two.
+    this.#queue = new SampleQueue(Math.ceil(options.services.limits.max_buffered_seconds * MODEL_SAMPLE_RATE / BLOCK_SAMPLES) + 1)
   }
 
+  // `samples` are copied: the caller may reuse the array.
   push (samples: Float32Array): void {
     if (this.#aborted || samples.length === 0) return
     this.#queue.push(samples)
-    this.#queued += samples.length
-    this.#dispatch()
+    this.#pushed += samples.length
+    this.#startedAt ??= performance.now()
+    this.#wake()
+  }
+
+  // Samples pushed and not yet handed to the model.
+  get #queued (): number {
+    return this.#queue.length
   }
 
   async finish (): Promise<void> {
@@ -65,11 +150,33 @@ export class SimpleRunner implements ChannelRunner {
 
   abort (): void {
     this.#aborted = true
-    this.#queue = []
-    this.#queued = 0
+    if (this.#coalescing !== null) clearImmediate(this.#coalescing)
+    this.#coalescing = null
+    this.#queue.clear()
     this.#events.close()
     for (const point of this.#finalizing.splice(0)) point.resolve(Promise.resolve())
     this.#allSent?.()
+  }
+
+  // New audio or a free slot. A stream sent in real time (live) is dispatched at once, as it
+  // comes, as before. One sent faster than real time (a file, a backlog: more than AHEAD_SECONDS
+  // of audio beyond the time since its first push) is dispatched at the end of this turn of the
+  // event loop (setImmediate, well under a millisecond away), merged with whatever else arrives
+  // or frees up in it: such a client delivers several frames per socket read, and with a fast
+  // model a thread's round trip is shorter than the time to read the next ones, so dispatching as
+  // things came ran an inference for every frame or two, each costing 0.1-0.3 ms of CPU (model
+  // pool, transfer to the thread, the result's event): more than decoding a 250 ms frame.
+  // finish() and finalize() dispatch at once.
+  #wake (): void {
+    const ahead = this.#pushed / MODEL_SAMPLE_RATE - (performance.now() - (this.#startedAt ?? 0)) / 1000
+    if (ahead <= AHEAD_SECONDS) {
+      this.#dispatch()
+    } else {
+      this.#coalescing ??= setImmediate(() => {
+        this.#coalescing = null
+        this.#dispatch()
+      })
+    }
   }
 
   #dispatch (): void {
@@ -77,7 +184,7 @@ export class SimpleRunner implements ChannelRunner {
     while (this.#inFlight < this.#maxInFlight && this.#queued > 0 && !this.#aborted) {
       // An inference never spans a finalize point.
       const point = this.#finalizing[0]?.sample ?? Infinity
-      const audio = this.#take(Math.min(this.#queued, this.#maxChunk, point - this.#dispatched))
+      const audio = this.#queue.take(Math.min(this.#queued, this.#maxChunk, point - this.#dispatched))
       const span = { channel: this.#options.channel, startSample: this.#dispatched, endSample: this.#dispatched + audio.length }
       this.#dispatched = span.endSample
       this.#inFlight++
@@ -89,7 +196,7 @@ export class SimpleRunner implements ChannelRunner {
       ).finally(() => {
         this.#inFlight--
         this.#inFlightSamples -= samples
-        this.#dispatch()
+        this.#wake()
       })
       this.#events.enqueue(result)
       this.#settleFinalized()
@@ -102,27 +209,6 @@ export class SimpleRunner implements ChannelRunner {
     while (this.#finalizing.length > 0 && (this.#finalizing[0] as FinalizePoint).sample <= this.#dispatched) {
       this.#finalizing.shift()?.resolve(this.#events.drained())
     }
-  }
-
-  // Merges queued chunks into one buffer the worker can own.
-  #take (samples: number): Float32Array {
-    const out = new Float32Array(samples)
-    let filled = 0
-    while (filled < samples) {
-      const head = this.#queue[0] as Float32Array
-      const need = samples - filled
-      if (head.length <= need) {
-        out.set(head, filled)
-        filled += head.length
-        this.#queue.shift()
-      } else {
-        out.set(head.subarray(0, need), filled)
-        this.#queue[0] = head.subarray(need)
-        filled += need
-      }
-    }
-    this.#queued -= samples
-    return out
   }
 
   // Faults go to the log, except the aborts of a stream the client left (expected, not faults).

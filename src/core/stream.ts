@@ -37,7 +37,7 @@ export interface StreamOptions {
 // Acknowledgements are sent at most this often while audio flows.
 const ACK_INTERVAL_MS = 100
 
-// While paused, how often the held work is looked at again.
+// While paused, how often the held work is looked at again (besides every result out).
 const PRESSURE_POLL_MS = 20
 
 /**
@@ -82,6 +82,12 @@ export class Stream {
     this.#idle = setTimeout(() => { this.#onIdle() }, options.limits.idle_timeout_seconds * 1000)
     this.#idle.unref()
     void this.session.closed.then(() => { this.#stopTimers() })
+    // While paused, every result out is a chance to resume at once: a fast model drains the
+    // held work in a millisecond or two, and waiting for the next poll left the stream idle.
+    // Same test as the poll (below half the bound), so this changes when a paused stream
+    // resumes, never how much it may hold: what a flooder can queue for the model, and so the
+    // model's fairness between streams, is as before.
+    this.session.onReleased(() => { if (this.#pressure !== null) this.#checkPressure() })
   }
 
   get mode (): Mode { return this.session.mode }
@@ -221,13 +227,17 @@ export class Stream {
 
   #pause (): void {
     this.#sink.pause?.()
-    this.#pressure = setInterval(() => {
-      // Resumed at half the bound, so a stream at the edge is not paused and resumed every frame.
-      if (this.session.heldSeconds > this.#limits.max_buffered_seconds / 2) return
-      this.#stopPressure()
-      this.#sink.resume?.()
-    }, PRESSURE_POLL_MS)
+    // Looked at again whenever the session releases work (see the constructor) and, for work
+    // released without a result (the VAD moving on), every PRESSURE_POLL_MS.
+    this.#pressure = setInterval(() => { this.#checkPressure() }, PRESSURE_POLL_MS)
     this.#pressure.unref()
+  }
+
+  // Resumed at half the bound, so a stream at the edge is not paused and resumed every frame.
+  #checkPressure (): void {
+    if (this.session.heldSeconds > this.#limits.max_buffered_seconds / 2) return
+    this.#stopPressure()
+    this.#sink.resume?.()
   }
 
   #stopPressure (): void {

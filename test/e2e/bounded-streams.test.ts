@@ -148,8 +148,11 @@ t.test('flow control on a paired session: chunks past the bound get 429 rate_lim
 
 t.test('fair scheduling: a flooding session cannot hold back another session\'s results', async (t) => {
   // One slow model thread shared by both; flow control loose enough that the flooder's whole
-  // backlog is queued for the model before the normal client starts.
-  const server = await startServer({ model: { threads: 1, options: { ...FAST_MODEL, delay: 0.15, constant_factor: 0.02 } }, limits: { max_buffered_seconds: 120 } })
+  // backlog is queued for the model before the normal client starts. The model is slow enough
+  // (0.5 s a final) that the VAD, working through the flood at tens of times real time, has
+  // found 8 finals before the model is through two, even on a loaded 2-core machine: at 0.15 s
+  // a final, the VAD needed ~75x real time and a busy CI machine sometimes fell short of it.
+  const server = await startServer({ model: { threads: 1, options: { ...FAST_MODEL, delay: 0.5, constant_factor: 0.02 } }, limits: { max_buffered_seconds: 120 } })
   t.teardown(() => server.close())
   const order: string[] = []
   const flooder = await WsClient.connect(`${server.ws}/api/v1/segmented`)

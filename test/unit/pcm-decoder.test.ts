@@ -241,6 +241,74 @@ t.test('a stream split at every byte offset decodes exactly as one push', async 
   }
 })
 
+t.test('pushes larger than a block, at odd and even offsets, decode like the reference decoder', async t => {
+  // 11000 frames of 3 channels is 33000 samples: several of the decoder's 8192-sample blocks.
+  const next = seededRandom(23)
+  for (const kind of KINDS) {
+    for (const channels of [1, 2, 3]) {
+      const fmt = format(kind, channels)
+      const frameBytes = bytesPerFrame(fmt)
+      const frames = 11000
+      const backing = new Uint8Array(frames * frameBytes + 1)
+      for (let i = 0; i < backing.length; i++) backing[i] = Math.floor(next() * 256)
+      for (const offset of [0, 1]) {
+        const bytes = backing.subarray(offset, offset + frames * frameBytes)
+        const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+        const decoded = new PcmDecoder(fmt).push(bytes)
+        let mismatches = 0
+        for (let i = 0; i < frames; i++) {
+          for (let c = 0; c < channels; c++) {
+            if (decoded[c]?.[i] !== Math.fround(referenceSample(kind, view, i * frameBytes + c * (frameBytes / channels)))) mismatches++
+          }
+        }
+        t.equal(mismatches, 0, `${kind} x${channels} from offset ${offset}`)
+      }
+    }
+  }
+})
+
+t.test('output arrays: new and whole by default, reused from push to push with reuseOutput', async t => {
+  const next = seededRandom(31)
+  for (const kind of KINDS) {
+    for (const channels of [1, 2]) {
+      const fmt = format(kind, channels)
+      const frameBytes = bytesPerFrame(fmt)
+      const bytes = new Uint8Array(frameBytes * 3000)
+      for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor(next() * 256)
+      // Uneven pieces, the largest first, some splitting a frame.
+      const cuts = [0, frameBytes * 1500 + 3, frameBytes * 1501, frameBytes * 2000 + 1, frameBytes * 2000 + 6, bytes.length]
+      const fresh = new PcmDecoder(fmt)
+      const reused = new PcmDecoder(fmt, { reuseOutput: true })
+      let differences = 0
+      const buffers = new Set<ArrayBufferLike>()
+      const freshOut: Float32Array[][] = []
+      for (let k = 1; k < cuts.length; k++) {
+        const piece = bytes.subarray(cuts[k - 1], cuts[k])
+        const a = fresh.push(piece)
+        const b = reused.push(piece)
+        freshOut.push(a)
+        for (let c = 0; c < channels; c++) {
+          const mine = a[c] as Float32Array
+          if (firstDifference(mine, b[c] as Float32Array) !== null) differences++
+          // Fresh arrays own their whole buffer (the model pool can transfer it as is).
+          if (mine.byteOffset !== 0 || mine.byteLength !== mine.buffer.byteLength) differences++
+          if (b[c]?.length !== 0) buffers.add((b[c] as Float32Array).buffer)
+        }
+      }
+      t.equal(differences, 0, `${kind} x${channels}: the same samples either way`)
+      t.equal(buffers.size, channels, `${kind} x${channels}: one kept array per channel (the first push was the largest)`)
+      t.equal(new Set(freshOut.flat().map((a) => a.buffer)).size, freshOut.flat().length, 'fresh pushes never share a buffer')
+    }
+  }
+  // A push over the reuse limit (32768 frames) gets new arrays; the kept ones stay as they were.
+  const decoder = new PcmDecoder(format('s16', 1), { reuseOutput: true })
+  const small = decoder.push(new Uint8Array(200))
+  const huge = decoder.push(new Uint8Array(2 * 40000).fill(0x40))
+  t.not(huge[0]?.buffer, small[0]?.buffer, 'a huge push does not grow the kept array')
+  t.equal(huge[0]?.length, 40000)
+  t.equal(decoder.push(new Uint8Array(200))[0]?.buffer, small[0]?.buffer, 'the kept array is used again after it')
+})
+
 t.test('an incomplete frame stays pending and is counted, not dropped', async t => {
   const decoder = new PcmDecoder(format('s24', 2)) // 6-byte frames
   let out = decoder.push(new Uint8Array([0x00, 0x00, 0x40, 0x00]))
