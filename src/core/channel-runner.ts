@@ -3,6 +3,7 @@ import type { SessionServices } from './services.ts'
 
 // One channel's model work: fed 16 kHz samples in stream order, it emits that channel's events.
 export interface ChannelRunner {
+  // `samples` is valid only during the call (the session reuses its decoder's arrays): copy what is kept.
   push (samples: Float32Array): void
   // No more audio: resolves once every result for the audio pushed has been emitted.
   finish (): Promise<void>

@@ -65,10 +65,11 @@ export class Session {
     this.#services = options.services
     this.#emit = options.emit
     const channels = options.format.channels
-    // The decoder's arrays can be reused from push to push when whoever gets them copies them at
-    // once: the resampler does, and so does the simple runner (at the model's rate the resampler
-    // hands the decoder's arrays on as they are); the segmented runner is not asked to.
-    this.#decoder = new PcmDecoder(options.format, { reuseOutput: options.format.sample_rate !== MODEL_SAMPLE_RATE || options.mode === 'simple' })
+    // The decoder's arrays are reused from push to push: whoever gets them copies them at once.
+    // The resampler does; at the model's rate it hands the decoder's arrays on as they are, and
+    // both runners copy them in push (the segmented runner into its AudioStore, the simple runner
+    // into its queue). A new array per 20 ms push was ~9 % of the main thread at 300 streams.
+    this.#decoder = new PcmDecoder(options.format, { reuseOutput: true })
     this.#resamplers = Array.from({ length: channels }, () => new StreamingResampler(options.format.sample_rate, MODEL_SAMPLE_RATE))
     this.#segments = new Array<number>(channels).fill(0)
     this.#interims = new Array<number>(channels).fill(0)

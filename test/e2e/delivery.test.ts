@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import { createHash } from 'node:crypto'
 import http2 from 'node:http2'
@@ -53,7 +54,15 @@ async function overPairedOutOfOrder (fixture: Fixture): Promise<StreamEvent[]> {
   let lastAck: { bytes: number } | undefined
   for (let i = 0; i < chunks.length; i += 2) {
     for (const seq of [i + 1, i].filter((s) => s < chunks.length)) {
-      const answer = await fetch(`${server.http}${session.audio_url}?seq=${seq}`, { method: 'POST', body: chunks[seq] })
+      // As a client must: a chunk refused by flow control (429, when the VAD is behind on a
+      // loaded machine) is sent again after Retry-After.
+      let answer = await fetch(`${server.http}${session.audio_url}?seq=${seq}`, { method: 'POST', body: chunks[seq] })
+      while (answer.status === 429) {
+        await answer.body?.cancel()
+        await sleep(Number(answer.headers.get('retry-after') ?? 1) * 1000)
+        answer = await fetch(`${server.http}${session.audio_url}?seq=${seq}`, { method: 'POST', body: chunks[seq] })
+      }
+      if (!answer.ok) t.fail(`seq ${seq}: ${answer.status} ${await answer.clone().text()}`)
       lastAck = await answer.json() as { bytes: number }
     }
   }
