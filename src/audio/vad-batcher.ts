@@ -29,9 +29,15 @@ export interface VadBatcherOptions {
   gatherMs?: number
   /**
    * Pending frames (all streams) that are worth a run by themselves: with this many waiting,
-   * nothing is held (a busy server, or a stream ahead of real time sending large requests).
+   * nothing is held (a busy server).
    */
   readyFrames?: number
+  /**
+   * A request of this many frames or more is never held: its stream is ahead of real time (a
+   * fast client, or one catching up) and waits on throughput, not on company. A live stream's
+   * requests are 3 frames (segmented-runner.ts).
+   */
+  aheadFrames?: number
 }
 
 /** How a request may be scheduled. */
@@ -66,9 +72,11 @@ export class VadBatcher {
   readonly #maxInFlight: number
   readonly #gatherMs: number
   readonly #readyFrames: number
+  readonly #aheadFrames: number
   #pending: Pending[] = []
   #pendingFrames = 0
   #pendingUrgent = 0
+  #pendingAhead = 0 // requests of aheadFrames or more
   // A dispatch is due: at the end of this turn of the loop (setImmediate) or, while requests are
   // held, when the gathering ends (setTimeout).
   #immediate: NodeJS.Immediate | null = null
@@ -88,6 +96,7 @@ export class VadBatcher {
     this.#maxInFlight = maxInFlight
     this.#gatherMs = gatherMs
     this.#readyFrames = options.readyFrames ?? 24
+    this.#aheadFrames = options.aheadFrames ?? 8
   }
 
   createStream (): VadStream {
@@ -97,8 +106,10 @@ export class VadBatcher {
   /** @internal used by VadStream */
   enqueue (request: Pending): void {
     this.#pending.push(request)
-    this.#pendingFrames += request.frames.length / VAD_FRAME_SAMPLES
+    const frames = request.frames.length / VAD_FRAME_SAMPLES
+    this.#pendingFrames += frames
     if (request.urgent) this.#pendingUrgent++
+    if (frames >= this.#aheadFrames) this.#pendingAhead++
     this.#schedule()
   }
 
@@ -108,7 +119,7 @@ export class VadBatcher {
   // is over. A task settling calls this again: what waited meanwhile goes out then.
   #schedule (): void {
     if (this.#immediate !== null || this.#pending.length === 0 || this.#inFlight >= this.#maxInFlight) return
-    const wait = this.#pendingUrgent > 0 || this.#pendingFrames >= this.#readyFrames
+    const wait = this.#pendingUrgent > 0 || this.#pendingAhead > 0 || this.#pendingFrames >= this.#readyFrames
       ? 0
       : this.#lastDispatch + this.#gatherMs - performance.now()
     if (wait <= 0) {
@@ -137,8 +148,10 @@ export class VadBatcher {
     while (this.#pending.length > 0 && this.#inFlight < this.#maxInFlight) {
       const batch = this.#pending.splice(0, this.#maxBatch)
       for (const p of batch) {
-        this.#pendingFrames -= p.frames.length / VAD_FRAME_SAMPLES
+        const frames = p.frames.length / VAD_FRAME_SAMPLES
+        this.#pendingFrames -= frames
         if (p.urgent) this.#pendingUrgent--
+        if (frames >= this.#aheadFrames) this.#pendingAhead--
       }
       this.#lastDispatch = performance.now()
       this.#send(batch)

@@ -73,13 +73,26 @@ t.test('a held request goes out when the gathering ends', async (t) => {
 
 t.test('enough pending frames are a run of their own: nothing is held', async (t) => {
   const r = recorder()
-  const batcher = new VadBatcher(r.run, { gatherMs: HELD, readyFrames: 8 })
+  const batcher = new VadBatcher(r.run, { gatherMs: HELD, readyFrames: 8, aheadFrames: 1000 })
   const [a, b, c] = [batcher.createStream(), batcher.createStream(), batcher.createStream()]
   await a.process(frames(1))
   await Promise.all([b.process(frames(5)), c.process(frames(3))])
   t.same(r.tasks.map((task) => task.steps), [[1], [5, 3]], '8 frames pending: dispatched without waiting for the gathering')
   await a.process(frames(8))
-  t.same(r.tasks.at(-1)?.steps, [8], 'one fast stream ahead of real time is not held either')
+  t.same(r.tasks.at(-1)?.steps, [8], 'nor is one stream\'s request of that many frames')
+})
+
+t.test('a request of aheadFrames or more is not held, however few frames are pending', async (t) => {
+  const r = recorder()
+  const batcher = new VadBatcher(r.run, { gatherMs: HELD, readyFrames: 1000, aheadFrames: 8 })
+  const [a, b] = [batcher.createStream(), batcher.createStream()]
+  await a.process(frames(1))
+  const held = b.process(frames(7))
+  await nextTurn()
+  await nextTurn()
+  t.equal(r.tasks.length, 1, 'a 7-frame request is held')
+  await Promise.all([held, a.process(frames(8))])
+  t.same(r.tasks.map((task) => task.steps), [[1], [7, 8]], 'an 8-frame request goes at once, taking the held one along')
 })
 
 t.test('while every thread is busy requests wait, then go together', async (t) => {
