@@ -106,11 +106,17 @@ export class VadBatcher {
   /** @internal used by VadStream */
   enqueue (request: Pending): void {
     this.#pending.push(request)
-    const frames = request.frames.length / VAD_FRAME_SAMPLES
-    this.#pendingFrames += frames
-    if (request.urgent) this.#pendingUrgent++
-    if (frames >= this.#aheadFrames) this.#pendingAhead++
+    this.#count(request, 1)
     this.#schedule()
+  }
+
+  // Keeps the pending totals #schedule decides on (kept, not recounted: it runs on every request);
+  // `sign` is 1 as a request joins the pending ones and -1 as it leaves them in a batch.
+  #count (request: Pending, sign: 1 | -1): void {
+    const frames = request.frames.length / VAD_FRAME_SAMPLES
+    this.#pendingFrames += sign * frames
+    if (request.urgent) this.#pendingUrgent += sign
+    if (frames >= this.#aheadFrames) this.#pendingAhead += sign
   }
 
   // Plans the next dispatch, if a thread is free for it: at the end of this turn of the loop
@@ -147,12 +153,7 @@ export class VadBatcher {
     }
     while (this.#pending.length > 0 && this.#inFlight < this.#maxInFlight) {
       const batch = this.#pending.splice(0, this.#maxBatch)
-      for (const p of batch) {
-        const frames = p.frames.length / VAD_FRAME_SAMPLES
-        this.#pendingFrames -= frames
-        if (p.urgent) this.#pendingUrgent--
-        if (frames >= this.#aheadFrames) this.#pendingAhead--
-      }
+      for (const p of batch) this.#count(p, -1)
       this.#lastDispatch = performance.now()
       this.#send(batch)
     }

@@ -2,6 +2,7 @@ import type { AudioFormat } from '../../schemas/audio-format.ts'
 import type { LimitsConfig, VadConfig } from '../../schemas/config.ts'
 import type { StreamEvent } from '../../schemas/events.ts'
 import type { Mode, Transport } from '../../schemas/messages.ts'
+import type { VadProcessOptions } from '../audio/vad-batcher.ts'
 import type { ModelOutput } from '../inference/model.ts'
 import type { InferenceTiming, InferOptions } from '../inference/model-pool.ts'
 
@@ -11,8 +12,8 @@ export type InferFn = (audio: Float32Array, options?: InferOptions) => Promise<M
 
 export interface VadStreamLike {
   // k*512 samples of 16 kHz audio -> k speech probabilities; calls on one stream are sequential.
-  // urgent: the caller waits on these frames; they must not be held for a shared VAD run.
-  process (frames: Float32Array, options?: { urgent?: boolean }): Promise<Float32Array>
+  // options.urgent: the caller waits on these frames (never held for a shared run).
+  process (frames: Float32Array, options?: VadProcessOptions): Promise<Float32Array>
 }
 
 export interface SessionServices {
