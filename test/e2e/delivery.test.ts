@@ -1,9 +1,10 @@
-import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import { createHash } from 'node:crypto'
 import http2 from 'node:http2'
+import type { PairedSessionCreated } from '../../schemas/paired-session.ts'
 import type { AckEvent, EndEvent, ErrorEvent, FinalizedEvent, SegmentEvent, StartedEvent, StreamEvent } from '../../schemas/events.ts'
 import { FIXTURE_NAMES, loadFixture, type Fixture } from '../helpers/fixtures.ts'
+import { postChunk } from '../helpers/paired-client.ts'
 import { startServer } from '../helpers/server.ts'
 import { SseCollector, until } from '../helpers/sse-collector.ts'
 import { WsClient } from '../helpers/ws-client.ts'
@@ -47,7 +48,7 @@ async function overHttp2 (fixture: Fixture, query = ''): Promise<StreamEvent[]> 
 
 async function overPairedOutOfOrder (fixture: Fixture): Promise<StreamEvent[]> {
   const created = await fetch(`${server.http}/api/v1/sessions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ mode: 'segmented', format: fixture.format }) })
-  const session = await created.json() as { audio_url: string, stop_url: string, events_url: string }
+  const session = await created.json() as PairedSessionCreated
   const chunks: Uint8Array[] = []
   for (let at = 0; at < fixture.pcm.length; at += 3001) chunks.push(fixture.pcm.subarray(at, at + 3001))
   // Pairs swapped: 1, 0, 3, 2, ...; the server puts them back in order.
@@ -55,15 +56,8 @@ async function overPairedOutOfOrder (fixture: Fixture): Promise<StreamEvent[]> {
   for (let i = 0; i < chunks.length; i += 2) {
     for (const seq of [i + 1, i].filter((s) => s < chunks.length)) {
       // As a client must: a chunk refused by flow control (429, when the VAD is behind on a
-      // loaded machine) is sent again after Retry-After.
-      let answer = await fetch(`${server.http}${session.audio_url}?seq=${seq}`, { method: 'POST', body: chunks[seq] })
-      while (answer.status === 429) {
-        await answer.body?.cancel()
-        await sleep(Number(answer.headers.get('retry-after') ?? 1) * 1000)
-        answer = await fetch(`${server.http}${session.audio_url}?seq=${seq}`, { method: 'POST', body: chunks[seq] })
-      }
-      if (!answer.ok) t.fail(`seq ${seq}: ${answer.status} ${await answer.clone().text()}`)
-      lastAck = await answer.json() as { bytes: number }
+      // loaded machine) is sent again; 202 is a chunk held until the one before it arrives.
+      lastAck = await postChunk(() => server.http, session, seq, chunks[seq] as Uint8Array, [200, 202]) as { bytes: number }
     }
   }
   t.equal(lastAck?.bytes, fixture.pcm.length, 'the last chunk ack counts every byte applied')

@@ -27,8 +27,9 @@ export function chunksOf (fixture: Fixture): Uint8Array[] {
 }
 
 // One chunk, sent again after a 429 (rate_limited) or a 503 (an instance between Redis
-// reconnects), as the protocol asks; `pick` chooses the instance for each attempt.
-export async function postChunk (pick: () => string, session: PairedSessionCreated, seq: number, chunk: Uint8Array): Promise<Record<string, unknown>> {
+// reconnects), as the protocol asks; `pick` chooses the instance for each attempt. `accepted`:
+// the answers that mean it was taken (202: held until the chunks before it arrive).
+export async function postChunk (pick: () => string, session: PairedSessionCreated, seq: number, chunk: Uint8Array, accepted: readonly number[] = [200]): Promise<Record<string, unknown>> {
   for (let attempt = 0; ; attempt++) {
     let status = 0
     let json: Record<string, unknown> = {}
@@ -39,7 +40,7 @@ export async function postChunk (pick: () => string, session: PairedSessionCreat
     } catch (error) {
       if (attempt > 200) throw error // an instance that was killed: try another
     }
-    if (status === 200) return json
+    if (accepted.includes(status)) return json
     if ((status === 429 || status === 503 || status === 0) && attempt < 400) { await sleep(50); continue }
     throw new Error(`seq ${seq}: ${status} ${JSON.stringify(json)}`)
   }
