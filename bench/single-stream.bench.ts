@@ -25,7 +25,7 @@
 // >= 120x (48 kHz stereo). Figures from a busy machine are indicative only.
 //
 // Run: node bench/single-stream.bench.ts [runs=3] [seconds=60] [frame_ms=250]
-// BENCH_SERVER_ARGS adds Node options to the server. Writes bench/results/single-stream.json.
+// BENCH_SERVER_ARGS adds Node options to the server; BENCH_CASES runs only the cases it names. Writes bench/results/single-stream.json.
 import type { ChildProcess } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, totalmem } from 'node:os'
@@ -98,12 +98,17 @@ function frameBytesOf (format: AudioFormat): number {
   return bytes
 }
 
-const cases: Case[] = [
+const allCases: Case[] = [
   { name: 'simple 16k mono', mode: 'simple', format: FORMAT_16K, pcm: bytesOf(audio16k), frameBytes: frameBytesOf(FORMAT_16K), goal: 1000 },
   { name: 'simple 48k stereo', mode: 'simple', format: FORMAT_48K, pcm: bytesOf(audio48k), frameBytes: frameBytesOf(FORMAT_48K), goal: 500 },
   { name: 'segmented 16k mono', mode: 'segmented', format: FORMAT_16K, pcm: bytesOf(audio16k), frameBytes: frameBytesOf(FORMAT_16K), goal: 150 },
   { name: 'segmented 48k stereo', mode: 'segmented', format: FORMAT_48K, pcm: bytesOf(audio48k), frameBytes: frameBytesOf(FORMAT_48K), goal: 120 }
 ]
+// BENCH_CASES picks cases by name (comma-separated parts of a name, e.g. "segmented 48k"), for a
+// profile of one case (BENCH_SERVER_ARGS=--cpu-prof).
+const picked = (process.env.BENCH_CASES ?? '').split(',').map((part) => part.trim()).filter((part) => part !== '')
+const cases = picked.length === 0 ? allCases : allCases.filter((c) => picked.some((part) => c.name.includes(part)))
+if (cases.length === 0) throw new Error(`BENCH_CASES=${process.env.BENCH_CASES ?? ''} names none of: ${allCases.map((c) => c.name).join(', ')}`)
 
 // ---- server CPU
 
@@ -118,6 +123,16 @@ function cpuBetween (from: CpuSnapshot, to: CpuSnapshot): number {
   for (const [key, value] of to.threads) total += value - (from.threads.get(key) ?? 0)
   return total
 }
+// The same interval by thread name (the main thread, 'vad-worker', 'model-worker', libuv's pool...),
+// so a figure says which thread it is spent on.
+function cpuByThreadName (from: CpuSnapshot, to: CpuSnapshot): Record<string, number> {
+  const byName: Record<string, number> = {}
+  for (const [key, value] of to.threads) {
+    const name = key.slice(0, key.lastIndexOf('#'))
+    byName[name] = (byName[name] ?? 0) + value - (from.threads.get(key) ?? 0)
+  }
+  return byName
+}
 
 // ---- one run
 
@@ -127,6 +142,7 @@ interface RunFigures {
   xRealTime: number
   cpuSeconds: number
   cpuPerAudioSecond: number
+  cpuByThread: Record<string, number> // ms per audio second, by thread name
   segments: number[]
   errors: string[]
 }
@@ -167,7 +183,8 @@ async function runOnce (port: number, pid: number, c: Case): Promise<RunFigures>
     client.stop()
     const end = await client.waitFor((e) => e.type === 'end', 0, END_TIMEOUT_MS) as EndEvent
     const t1 = performance.now()
-    const cpu = cpuBetween(cpuFrom, cpuSnapshot(pid))
+    const cpuTo = cpuSnapshot(pid)
+    const cpu = cpuBetween(cpuFrom, cpuTo)
     const audioSeconds = c.pcm.length / (c.format.sample_rate * c.format.channels * c.format.bit_depth / 8)
     const errors = client.events.filter((e): e is ErrorEvent => e.type === 'error').map((e) => `${e.code}: ${e.message}`)
     const expected = c.pcm.length / (c.format.channels * c.format.bit_depth / 8)
@@ -175,7 +192,11 @@ async function runOnce (port: number, pid: number, c: Case): Promise<RunFigures>
       if (samples !== expected) errors.push(`end counts ${samples} samples on channel ${channel}, ${expected} were sent`)
     }
     const wallSeconds = (t1 - t0) / 1000
-    return { wallSeconds, sendSeconds: (sent - t0) / 1000, xRealTime: audioSeconds / wallSeconds, cpuSeconds: cpu, cpuPerAudioSecond: cpu / audioSeconds, segments: end.segments, errors }
+    const cpuByThread: Record<string, number> = {}
+    for (const [name, value] of Object.entries(cpuByThreadName(cpuFrom, cpuTo))) {
+      if (value * 1000 / audioSeconds >= 0.01) cpuByThread[name] = value * 1000 / audioSeconds
+    }
+    return { wallSeconds, sendSeconds: (sent - t0) / 1000, xRealTime: audioSeconds / wallSeconds, cpuSeconds: cpu, cpuPerAudioSecond: cpu / audioSeconds, cpuByThread, segments: end.segments, errors }
   } finally {
     client.close()
   }
@@ -219,7 +240,7 @@ try {
       await sleep(300)
       const f = await runOnce(port, pid, c)
       figures.push(f)
-      console.log(`  ${c.name} run ${r + 1}: ${f.xRealTime.toFixed(0)}x real time (${(f.wallSeconds * 1000).toFixed(0)} ms wall, sent in ${(f.sendSeconds * 1000).toFixed(0)} ms), server CPU ${(f.cpuPerAudioSecond * 1000).toFixed(2)} ms per audio second, segments ${f.segments.join('+')}${f.errors.length > 0 ? `, errors: ${f.errors.slice(0, 3).join('; ')}` : ''}`)
+      console.log(`  ${c.name} run ${r + 1}: ${f.xRealTime.toFixed(0)}x real time (${(f.wallSeconds * 1000).toFixed(0)} ms wall, sent in ${(f.sendSeconds * 1000).toFixed(0)} ms), server CPU ${(f.cpuPerAudioSecond * 1000).toFixed(2)} ms per audio second (${Object.entries(f.cpuByThread).sort((a, b) => b[1] - a[1]).map(([name, ms]) => `${name} ${ms.toFixed(2)}`).join(', ')}), segments ${f.segments.join('+')}${f.errors.length > 0 ? `, errors: ${f.errors.slice(0, 3).join('; ')}` : ''}`)
       if (f.errors.length > 0) failed = true
     }
     const x = figures.map((f) => f.xRealTime)

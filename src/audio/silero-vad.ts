@@ -50,33 +50,100 @@ export function sileroModelPath (): string {
   return fileURLToPath(new URL('./models/silero_vad_v5.onnx', import.meta.url))
 }
 
+// One ONNX session, as SileroVad uses it: run the feeds, get the outputs by name.
+interface VadSession {
+  /** True when `run` runs at once in the calling thread (see nativeSession). */
+  readonly synchronous: boolean
+  readonly inputNames: readonly string[]
+  readonly outputNames: readonly string[]
+  run: (feeds: Record<string, Ort.Tensor>) => Record<string, { data: unknown }> | Promise<Record<string, { data: unknown }>>
+  release: () => void | Promise<void>
+}
+
+// One thread per session: parallelism comes from the pool's threads, and batching streams into
+// one run is cheaper than splitting one small run across cores.
+const SESSION_OPTIONS: Ort.InferenceSession.SessionOptions = { intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential' }
+const FETCHES = { output: null, stateN: null }
+
+// The binding onnxruntime-node's own InferenceSession wraps (dist/binding.d.ts: "a simple
+// synchronized inference session object wrap"). The public session.run defers every run to a
+// setImmediate and back through a promise; a VAD thread runs thousands of tiny runs a second,
+// and on this project's 2-core VM that hop was a quarter of each: Silero at batch 1 took 129 us
+// per run through session.run and 98 us through the binding (batch 2: 163 and 137 us). The
+// binding is not the package's documented API, so its shape is checked, and if a later version
+// changes it the public session is used instead (SileroVad.synchronous says which runs;
+// test/unit/silero-vad.test.ts checks the installed version takes the fast path).
+interface NativeSession {
+  loadModel: (path: string, options: Ort.InferenceSession.SessionOptions) => void
+  readonly inputMetadata: ReadonlyArray<{ name: string }>
+  readonly outputMetadata: ReadonlyArray<{ name: string }>
+  run: (feeds: Record<string, Ort.Tensor>, fetches: Record<string, null>, options: Record<string, never>) => Record<string, { data: unknown }>
+  dispose: () => void
+}
+interface NativeBinding {
+  binding?: { InferenceSession?: new () => NativeSession }
+  initOrt?: () => void
+}
+
+async function nativeSession (path: string): Promise<VadSession | null> {
+  let module: NativeBinding
+  try {
+    // A CommonJS module: its exports come as the default export.
+    module = ((await import('onnxruntime-node/dist/binding.js')) as { default: NativeBinding }).default
+  } catch {
+    return null
+  }
+  const Session = module.binding?.InferenceSession
+  if (typeof Session !== 'function' || typeof module.initOrt !== 'function') return null
+  module.initOrt()
+  const native = new Session()
+  if (typeof native.loadModel !== 'function' || typeof native.run !== 'function' || typeof native.dispose !== 'function') return null
+  native.loadModel(path, SESSION_OPTIONS)
+  return {
+    synchronous: true,
+    inputNames: native.inputMetadata.map((m) => m.name),
+    outputNames: native.outputMetadata.map((m) => m.name),
+    run: (feeds) => native.run(feeds, FETCHES, {}),
+    release: () => { native.dispose() }
+  }
+}
+
+async function publicSession (ort: typeof Ort, path: string): Promise<VadSession> {
+  const session = await ort.InferenceSession.create(path, SESSION_OPTIONS)
+  return {
+    synchronous: false,
+    inputNames: session.inputNames,
+    outputNames: session.outputNames,
+    run: async (feeds) => await session.run(feeds),
+    release: async () => { await session.release() }
+  }
+}
+
 /**
- * One ONNX session. `run` blocks the calling thread (~0.2 ms per frame), so outside tests it lives
- * in a worker thread (vad-worker.ts), one session per thread.
+ * One ONNX session. `run` blocks the calling thread (~0.1-0.2 ms per frame), so outside tests it
+ * lives in a worker thread (vad-worker.ts), one session per thread.
  */
 export class SileroVad {
   readonly #ort: typeof Ort
-  readonly #session: Ort.InferenceSession
+  readonly #session: VadSession
   // The model takes the sample rate as an int64 scalar; it never changes.
   readonly #sr: Ort.Tensor
 
-  private constructor (ort: typeof Ort, session: Ort.InferenceSession) {
+  private constructor (ort: typeof Ort, session: VadSession) {
     this.#ort = ort
     this.#session = session
     this.#sr = new ort.Tensor('int64', BigInt64Array.from([BigInt(VAD_SAMPLE_RATE)]), [])
   }
 
-  static async load (path: string = sileroModelPath()): Promise<SileroVad> {
+  /** Whether runs go straight to the native session (see nativeSession) or through session.run. */
+  get synchronous (): boolean { return this.#session.synchronous }
+
+  /** `options.api: 'public'` forces onnxruntime-node's documented session (for a test of that path). */
+  static async load (path: string = sileroModelPath(), options: { api?: 'native' | 'public' } = {}): Promise<SileroVad> {
     // Imported here, not at the top: the main thread imports this module for its constants and
     // types (vad-batcher.ts, vad-segmenter.ts) and should not load the native runtime for them.
     const ort = await import('onnxruntime-node')
-    // One thread per session: parallelism comes from the pool's threads, and batching streams
-    // into one run is cheaper than splitting one small run across cores.
-    const session = await ort.InferenceSession.create(path, {
-      intraOpNumThreads: 1,
-      interOpNumThreads: 1,
-      executionMode: 'sequential'
-    })
+    const session = (options.api === 'public' ? null : await nativeSession(path)) ?? await publicSession(ort, path)
     const missing = [
       ...['input', 'state', 'sr'].filter(name => !session.inputNames.includes(name)).map(name => `no input named ${name}`),
       ...['output', 'stateN'].filter(name => !session.outputNames.includes(name)).map(name => `no output named ${name}`)

@@ -115,6 +115,19 @@ t.test('SileroVad', async t => {
     })
   })
 
+  await t.test('runs go straight to the native session, with the same results as session.run', async t => {
+    // The binding is onnxruntime-node's undocumented layer (silero-vad.ts, nativeSession): if an
+    // upgrade changes it the VAD still works through session.run, only slower, and this says so.
+    t.ok(vad.synchronous, 'the installed onnxruntime-node takes the synchronous path')
+    const viaPublic = await SileroVad.load(sileroModelPath(), { api: 'public' })
+    t.teardown(() => viaPublic.close())
+    t.notOk(viaPublic.synchronous)
+    const audio = speech.slice(0, 30 * VAD_FRAME_SAMPLES)
+    const [native] = await vad.run([freshItem(audio)])
+    const [documented] = await viaPublic.run([freshItem(audio)])
+    t.equal(maxAbsDiff(native?.probabilities ?? new Float32Array(), documented?.probabilities ?? new Float32Array()), 0, 'identical probabilities')
+  })
+
   await t.test('runTask unpacks, runs and repacks', async t => {
     const a = speech.slice(0, 3 * VAD_FRAME_SAMPLES)
     const b = speech.slice(100 * VAD_FRAME_SAMPLES, 101 * VAD_FRAME_SAMPLES)
