@@ -167,8 +167,18 @@ export class StreamingResampler {
   #inputSamples = 0
   #outputSamples = 0
   #flushed = false
+  // With reuseOutput, the array every push writes into (grown as needed).
+  readonly #reuseOutput: boolean
+  #output = new Float32Array(0)
 
-  constructor (inputRate: number, outputRate: number = MODEL_SAMPLE_RATE) {
+  /**
+   * reuseOutput: push and flush return a view of one array this resampler keeps and overwrites on
+   * the next call, instead of a new array each time: valid only until then. The session passes
+   * each push straight to a runner that copies it (a new 16 KiB array per 250 ms of 48 kHz audio
+   * per channel fed V8's full collections, as PcmDecoder's reuseOutput explains).
+   */
+  constructor (inputRate: number, outputRate: number = MODEL_SAMPLE_RATE, options: { reuseOutput?: boolean } = {}) {
+    this.#reuseOutput = options.reuseOutput === true
     if (!Number.isInteger(inputRate) || inputRate <= 0) throw new RangeError(`inputRate must be a positive integer (Hz), got ${inputRate}`)
     if (!Number.isInteger(outputRate) || outputRate <= 0) throw new RangeError(`outputRate must be a positive integer (Hz), got ${outputRate}`)
     this.inputRate = inputRate
@@ -244,7 +254,8 @@ export class StreamingResampler {
   }
 
   #produce (design: FilterDesign, count: number): Float32Array {
-    const out = new Float32Array(count)
+    if (this.#reuseOutput && this.#output.length < count) this.#output = new Float32Array(count)
+    const out = this.#reuseOutput ? this.#output.subarray(0, count) : new Float32Array(count)
     const { upFactor, downFactor, halfWidth, taps, heap, inputAt, outputAt, kernel } = design
     const stepWhole = Math.floor(downFactor / upFactor)
     const stepPhase = downFactor - stepWhole * upFactor

@@ -36,6 +36,12 @@ export interface VadTask {
   frames: Float32Array
   contexts: Float32Array
   states: Float32Array
+  /**
+   * Where to write the probabilities (one per frame, in the task's order), if given: with a
+   * SharedArrayBuffer behind the task (VadBatcher) the results then go back in the same buffer,
+   * and the contexts and states, updated in place, with them.
+   */
+  probabilities?: Float32Array
 }
 
 /** Probabilities of all items, concatenated in the task's order; contexts and states updated. */
@@ -128,11 +134,30 @@ export class SileroVad {
   readonly #session: VadSession
   // The model takes the sample rate as an int64 scalar; it never changes.
   readonly #sr: Ort.Tensor
+  readonly #feeds = new Map<number, { input: Float32Array, state: Float32Array, feeds: Record<string, Ort.Tensor> }>()
 
   private constructor (ort: typeof Ort, session: VadSession) {
     this.#ort = ort
     this.#session = session
     this.#sr = new ort.Tensor('int64', BigInt64Array.from([BigInt(VAD_SAMPLE_RATE)]), [])
+  }
+
+  // The input arrays and tensors of a run of batch b, made once per b and refilled every step
+  // (every value is written): a run reads them while it runs and keeps nothing.
+  #feedsFor (b: number): { input: Float32Array, state: Float32Array, feeds: Record<string, Ort.Tensor> } {
+    let entry = this.#feeds.get(b)
+    if (entry === undefined) {
+      const input = new Float32Array(b * INPUT_SAMPLES)
+      const state = new Float32Array(2 * b * STATE_HALF)
+      const feeds = {
+        input: new this.#ort.Tensor('float32', input, [b, INPUT_SAMPLES]),
+        state: new this.#ort.Tensor('float32', state, [2, b, STATE_HALF]),
+        sr: this.#sr
+      }
+      entry = { input, state, feeds }
+      this.#feeds.set(b, entry)
+    }
+    return entry
   }
 
   /** Whether runs go straight to the native session (see nativeSession) or through session.run. */
@@ -175,8 +200,7 @@ export class SileroVad {
       const active: number[] = []
       for (let i = 0; i < items.length; i++) if ((steps[i] ?? 0) > step) active.push(i)
       const b = active.length
-      const input = new Float32Array(b * INPUT_SAMPLES)
-      const state = new Float32Array(2 * b * STATE_HALF)
+      const { input, state, feeds } = this.#feedsFor(b)
       active.forEach((i, row) => {
         const item = items[i] as VadItem
         const frame = item.frames.subarray(step * VAD_FRAME_SAMPLES, (step + 1) * VAD_FRAME_SAMPLES)
@@ -186,11 +210,7 @@ export class SileroVad {
         state.set(item.state.subarray(0, STATE_HALF), row * STATE_HALF)
         state.set(item.state.subarray(STATE_HALF), (b + row) * STATE_HALF)
       })
-      const out = await this.#session.run({
-        input: new this.#ort.Tensor('float32', input, [b, INPUT_SAMPLES]),
-        state: new this.#ort.Tensor('float32', state, [2, b, STATE_HALF]),
-        sr: this.#sr
-      })
+      const out = await this.#session.run(feeds)
       const output = out.output?.data as Float32Array
       const stateN = out.stateN?.data as Float32Array
       active.forEach((i, row) => {
@@ -206,9 +226,11 @@ export class SileroVad {
   }
 
   /**
-   * Runs a packed task (see VadTask). The result's arrays are fresh and compact (the task's
-   * contexts and states may be views into one big buffer that also holds the frames; returning
-   * those views would send the whole buffer back).
+   * Runs a packed task (see VadTask). With task.probabilities the results are written into the
+   * task's own arrays and returned as those views (a shared buffer goes back without a copy);
+   * without, the result's arrays are fresh and compact (the task's contexts and states may be
+   * views into one big buffer that also holds the frames; returning those views from a worker
+   * would copy the whole buffer back).
    */
   async runTask (task: VadTask): Promise<VadResult> {
     const items: VadItem[] = []
@@ -223,13 +245,17 @@ export class SileroVad {
     })
     if (offset !== task.frames.length) throw new RangeError(`task has ${task.frames.length} samples, steps say ${offset}`)
     const results = await this.run(items)
-    const probabilities = new Float32Array(results.reduce((sum, r) => sum + r.probabilities.length, 0))
+    const inPlace = task.probabilities !== undefined
+    const probabilities = task.probabilities ?? new Float32Array(offset / VAD_FRAME_SAMPLES)
+    if (probabilities.length !== offset / VAD_FRAME_SAMPLES) throw new RangeError(`task has room for ${probabilities.length} probabilities, steps say ${offset / VAD_FRAME_SAMPLES}`)
     let at = 0
     for (const r of results) {
       probabilities.set(r.probabilities, at)
       at += r.probabilities.length
     }
-    return { probabilities, contexts: task.contexts.slice(), states: task.states.slice() }
+    return inPlace
+      ? { probabilities, contexts: task.contexts, states: task.states }
+      : { probabilities, contexts: task.contexts.slice(), states: task.states.slice() }
   }
 
   async close (): Promise<void> {

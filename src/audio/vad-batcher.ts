@@ -8,8 +8,16 @@ import {
 
 export type { VadResult, VadTask } from './silero-vad.ts'
 
-/** Runs one task in a worker (vad-worker.ts); transferList holds the task's one buffer. */
-export type VadTaskRunner = (task: VadTask, transferList: ArrayBuffer[]) => Promise<VadResult>
+/**
+ * Runs one task in a worker (vad-worker.ts). The task's arrays are views of one SharedArrayBuffer
+ * (posting it shares it: nothing is copied or transferred), and the worker writes its results
+ * into the same buffer (VadTask.probabilities).
+ */
+export type VadTaskRunner = (task: VadTask) => Promise<VadResult>
+
+// Task buffers are kept for reuse in sizes of powers of two, from this size (a live stream's
+// request is 3 frames: 6 KiB).
+const MIN_TASK_BYTES = 64 * 1024
 
 export interface VadBatcherOptions {
   /** Most streams in one worker task; more pending streams in one tick make several tasks. */
@@ -83,6 +91,14 @@ export class VadBatcher {
   #timer: NodeJS.Timeout | null = null
   #inFlight = 0
   #lastDispatch = -Infinity
+  // Task buffers no task is using. Every task used to pack its frames into a new ArrayBuffer
+  // transferred to the thread, and the results came back as three more: under load that is
+  // hundreds of kilobytes of buffers a second, and V8 answers large ArrayBuffers with full
+  // mark-compact collections of the main heap (one every ~150 ms for one 48 kHz stereo stream
+  // sent as fast as possible: ~10 % of the main thread and as much again on V8's helper threads).
+  // A buffer is taken for a task, shared with its thread, and put back once its results are read.
+  readonly #spare: SharedArrayBuffer[] = []
+  readonly #maxSpare: number
 
   constructor (run: VadTaskRunner, options: VadBatcherOptions = {}) {
     const maxBatch = options.maxBatch ?? 64
@@ -97,6 +113,8 @@ export class VadBatcher {
     this.#gatherMs = gatherMs
     this.#readyFrames = options.readyFrames ?? 24
     this.#aheadFrames = options.aheadFrames ?? 8
+    // One per task in flight, and one being filled.
+    this.#maxSpare = Number.isFinite(maxInFlight) ? maxInFlight + 1 : 4
   }
 
   createStream (): VadStream {
@@ -166,28 +184,35 @@ export class VadBatcher {
   }
 
   #send (batch: Pending[]): void {
-    const totalFrames = batch.reduce((sum, p) => sum + p.frames.length, 0)
-    // One buffer for frames, contexts and states, so one transfer moves the whole task and the
-    // callers' own arrays are never detached.
     const b = batch.length
-    const buffer = new ArrayBuffer((totalFrames + b * (VAD_CONTEXT_SAMPLES + VAD_STATE_SIZE)) * Float32Array.BYTES_PER_ELEMENT)
-    const frames = new Float32Array(buffer, 0, totalFrames)
-    const contexts = new Float32Array(buffer, totalFrames * 4, b * VAD_CONTEXT_SAMPLES)
-    const states = new Float32Array(buffer, (totalFrames + b * VAD_CONTEXT_SAMPLES) * 4, b * VAD_STATE_SIZE)
-    const steps: number[] = []
+    const steps = batch.map((p) => p.frames.length / VAD_FRAME_SAMPLES)
+    const totalSteps = steps.reduce((sum, n) => sum + n, 0)
+    const totalFrames = totalSteps * VAD_FRAME_SAMPLES
+    // One buffer for frames, contexts, states and the probabilities the thread writes back, so
+    // one message moves the whole task and the callers' own arrays are never shared.
+    const buffer = this.#takeBuffer((totalFrames + b * (VAD_CONTEXT_SAMPLES + VAD_STATE_SIZE) + totalSteps) * Float32Array.BYTES_PER_ELEMENT)
+    let at = 0
+    const view = (length: number): Float32Array => {
+      const array = new Float32Array(buffer, at * Float32Array.BYTES_PER_ELEMENT, length)
+      at += length
+      return array
+    }
+    const frames = view(totalFrames)
+    const contexts = view(b * VAD_CONTEXT_SAMPLES)
+    const states = view(b * VAD_STATE_SIZE)
+    const probabilities = view(totalSteps)
     let offset = 0
     batch.forEach((p, i) => {
       frames.set(p.frames, offset)
       offset += p.frames.length
       contexts.set(p.context, i * VAD_CONTEXT_SAMPLES)
       states.set(p.state, i * VAD_STATE_SIZE)
-      steps.push(p.frames.length / VAD_FRAME_SAMPLES)
     })
 
     let task: Promise<VadResult>
     this.#inFlight++
     try {
-      task = this.#run({ steps, frames, contexts, states }, [buffer])
+      task = this.#run({ steps, frames, contexts, states, probabilities })
     } catch (error) {
       task = Promise.reject(error)
     }
@@ -196,16 +221,35 @@ export class VadBatcher {
       let at = 0
       batch.forEach((p, i) => {
         const n = steps[i] as number
+        // settle and slice copy: the buffer is reused once this returns.
         p.stream.settle(p.generation,
           result.contexts.subarray(i * VAD_CONTEXT_SAMPLES, (i + 1) * VAD_CONTEXT_SAMPLES),
           result.states.subarray(i * VAD_STATE_SIZE, (i + 1) * VAD_STATE_SIZE))
-        // slice: each caller gets its own small array, not a view that pins the whole result.
         p.resolve(result.probabilities.slice(at, at + n))
         at += n
       })
+      this.#returnBuffer(buffer)
     }, (error: unknown) => {
+      // Not reused: a thread that failed may not be done with it.
       for (const p of batch) p.reject(error)
     })
+  }
+
+  // A spare task buffer of at least `bytes`, or a new one.
+  #takeBuffer (bytes: number): SharedArrayBuffer {
+    const fits = this.#spare.findIndex((buffer) => buffer.byteLength >= bytes)
+    if (fits >= 0) return this.#spare.splice(fits, 1)[0] as SharedArrayBuffer
+    return new SharedArrayBuffer(Math.max(MIN_TASK_BYTES, 2 ** Math.ceil(Math.log2(bytes))))
+  }
+
+  #returnBuffer (buffer: SharedArrayBuffer): void {
+    if (this.#spare.length < this.#maxSpare) {
+      this.#spare.push(buffer)
+    } else {
+      // Full: keep the largest, so a big task does not allocate again next time.
+      const smallest = this.#spare.reduce((min, spare, i) => spare.byteLength < (this.#spare[min] as SharedArrayBuffer).byteLength ? i : min, 0)
+      if ((this.#spare[smallest] as SharedArrayBuffer).byteLength < buffer.byteLength) this.#spare[smallest] = buffer
+    }
   }
 }
 
@@ -226,7 +270,9 @@ export class VadStream {
   }
 
   /**
-   * frames: k * 512 samples (k >= 1) of 16 kHz mono audio in [-1, 1]. Resolves with k speech
+   * frames: k * 512 samples (k >= 1) of 16 kHz mono audio in [-1, 1], read when the request is
+   * sent to a thread (it may be held for a shared run): the caller must leave them unchanged
+   * until the promise settles, and may reuse the array after. Resolves with k speech
    * probabilities. If the worker fails the promise rejects and the stream's state is unchanged.
    */
   process (frames: Float32Array, options: VadProcessOptions = {}): Promise<Float32Array> {
@@ -258,10 +304,10 @@ export class VadStream {
     this.#state = new Float32Array(VAD_STATE_SIZE)
   }
 
-  /** @internal called by VadBatcher with the state after the frames it ran. */
+  /** @internal called by VadBatcher with the state after the frames it ran (copied: the arrays are reused). */
   settle (generation: number, context: Float32Array, state: Float32Array): void {
     if (generation !== this.#generation) return
-    this.#context = context.slice()
-    this.#state = state.slice()
+    this.#context.set(context)
+    this.#state.set(state)
   }
 }

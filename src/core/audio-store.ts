@@ -47,11 +47,17 @@ export class AudioStore {
   }
 
   // A copy of [from, to), zero-padded to `length` samples, zeros where nothing is held (before
-  // start, from end): it is handed to a worker and transferred, so it must own its buffer.
+  // start, from end), in an array of its own (for a worker to take).
   slice (from: number, to: number, length = to - from): Float32Array {
-    const stop = Math.min(to, this.#length)
-    const out = new Float32Array(Math.max(0, stop - from, length))
-    let pos = Math.max(from, this.start)
+    return this.read(from, to, new Float32Array(Math.max(0, Math.min(to, this.#length) - from, length)))
+  }
+
+  // Like slice, into `out` (every element written): the samples [from, from + out.length), those
+  // from `to` on and any not held as zeros. For a caller that reuses one array.
+  read (from: number, to: number, out: Float32Array): Float32Array {
+    const stop = Math.max(from, Math.min(to, this.#length, from + out.length))
+    let pos = Math.max(from, Math.min(this.start, stop))
+    out.fill(0, 0, pos - from)
     while (pos < stop) {
       const number = Math.floor(pos / BLOCK_SAMPLES)
       const block = this.#blocks[number - this.#first] as Int16Array
@@ -61,6 +67,7 @@ export class AudioStore {
       for (let k = offset, last = offset + count; k < last; k++) out[shift + k] = (block[k] as number) * TO_FLOAT
       pos += count
     }
+    out.fill(0, stop - from)
     return out
   }
 

@@ -57,6 +57,9 @@ export class SegmentedRunner implements ChannelRunner {
   // and are skipped under pressure.
   #inferringSamples = 0
   #idle: (() => void) | null = null
+  // The frames of the VAD request in flight (one at a time), reused: a new array per request was
+  // a steady churn of buffers, which V8 pays for in full collections (see VadBatcher's buffers).
+  #vadFrames = new Float32Array(0)
 
   constructor (options: RunnerOptions) {
     this.#options = options
@@ -190,7 +193,9 @@ export class SegmentedRunner implements ChannelRunner {
   // Runs the VAD over samples [from, to), zero-padded to `length` (a whole number of frames).
   // urgent: someone waits on the result (VadProcessOptions), so it is not held for a shared run.
   async #runVad (from: number, to: number, length: number, urgent: boolean): Promise<void> {
-    const input = this.#audio.slice(from, to, length)
+    if (this.#vadFrames.length < length) this.#vadFrames = new Float32Array(length)
+    // Left unchanged until process() settles, as VadStream asks: the next request waits for it.
+    const input = this.#audio.read(from, to, this.#vadFrames.subarray(0, length))
     const started = performance.now()
     const probabilities = await this.#vad.process(input, { urgent })
     this.#options.services.observer?.stage('vad', (to - from) / MODEL_SAMPLE_RATE, (performance.now() - started) / 1000)

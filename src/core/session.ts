@@ -70,7 +70,7 @@ export class Session {
     // both runners copy them in push (the segmented runner into its AudioStore, the simple runner
     // into its queue). A new array per 20 ms push was ~9 % of the main thread at 300 streams.
     this.#decoder = new PcmDecoder(options.format, { reuseOutput: true })
-    this.#resamplers = Array.from({ length: channels }, () => new StreamingResampler(options.format.sample_rate, MODEL_SAMPLE_RATE))
+    this.#resamplers = Array.from({ length: channels }, () => new StreamingResampler(options.format.sample_rate, MODEL_SAMPLE_RATE, { reuseOutput: true }))
     this.#segments = new Array<number>(channels).fill(0)
     this.#interims = new Array<number>(channels).fill(0)
     this.#interimsDropped = new Array<number>(channels).fill(0)

@@ -38,7 +38,7 @@ export class VadPool {
     })
     // One task per thread in flight: what arrives meanwhile joins the next, larger batch; at low
     // load what can wait is held for a shared run (VAD_SHARED_RUN_MS).
-    this.#batcher = new VadBatcher((task, transfer) => this.#tasks.run(task, transfer), {
+    this.#batcher = new VadBatcher(async (task) => await this.#tasks.run(task), {
       maxInFlight: options.threads,
       gatherMs: VAD_SHARED_RUN_MS
     })

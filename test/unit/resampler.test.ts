@@ -274,6 +274,27 @@ t.test('output length after flush is round(inputSamples * outputRate / inputRate
   t.same(failures, [], `${checked} streams`)
 })
 
+t.test('reuseOutput: the same samples in one reused array, each valid until the next call', async t => {
+  const next = seededRandom(9)
+  for (const rate of [8000, 44100, 48000]) {
+    const x = new Float32Array(rate).map(() => next() * 2 - 1)
+    const expected = resample(x, rate, 'random', OUT, 3)
+    const resampler = new StreamingResampler(rate, OUT, { reuseOutput: true })
+    const parts: Float32Array[] = []
+    const buffers = new Set<ArrayBufferLike>()
+    let offset = 0
+    for (const size of chunkSizes(x.length, 'random', 3)) {
+      const out = resampler.push(x.subarray(offset, offset + size))
+      if (out.length > 0) buffers.add(out.buffer)
+      parts.push(out.slice()) // copied at once, as a runner does
+      offset += size
+    }
+    parts.push(resampler.flush().slice())
+    t.same(concatSamples(parts), expected, `${rate} Hz: identical output`)
+    t.ok(buffers.size < parts.length / 4, `${rate} Hz: ${parts.length} pushes wrote into ${buffers.size} array(s)`)
+  }
+})
+
 t.test('the tail is real signal, not padding: the last outputs still carry the input', async t => {
   for (const rate of [8000, 44100, 48000]) {
     const n = rate / 2

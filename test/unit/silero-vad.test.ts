@@ -191,23 +191,21 @@ t.test('VadBatcher with one thread: requests that arrive while its task runs go 
 t.test('VadBatcher', async t => {
   // A runner that records tasks and answers with probabilities = stream index + step / 100 and
   // states filled with a marker, so state hand-back can be followed.
-  function recordingRunner (): { run: VadTaskRunner, tasks: VadTask[], transfers: ArrayBuffer[][] } {
+  function recordingRunner (): { run: VadTaskRunner, tasks: VadTask[] } {
     const tasks: VadTask[] = []
-    const transfers: ArrayBuffer[][] = []
-    const run: VadTaskRunner = async (task, transferList) => {
+    const run: VadTaskRunner = async (task) => {
       tasks.push(task)
-      transfers.push(transferList)
       const probabilities: number[] = []
       task.steps.forEach((n, i) => { for (let s = 0; s < n; s++) probabilities.push(i + s / 100) })
       const states = task.states.slice()
       for (let i = 0; i < task.steps.length; i++) states.fill(tasks.length, i * VAD_STATE_SIZE, (i + 1) * VAD_STATE_SIZE)
       return { probabilities: Float32Array.from(probabilities), contexts: task.contexts.slice(), states }
     }
-    return { run, tasks, transfers }
+    return { run, tasks }
   }
 
   await t.test('requests made in one tick go in one task; maxBatch splits them', async t => {
-    const { run, tasks, transfers } = recordingRunner()
+    const { run, tasks } = recordingRunner()
     const batcher = new VadBatcher(run, { maxBatch: 2 })
     const streams = [batcher.createStream(), batcher.createStream(), batcher.createStream()]
     const inputs = [1, 3, 2].map((k, i) => new Float32Array(k * VAD_FRAME_SAMPLES).fill(i + 1))
@@ -216,11 +214,33 @@ t.test('VadBatcher', async t => {
     t.same(tasks.map(task => task.steps), [[1, 3], [2]])
     t.same(tasks[0]?.frames.subarray(0, VAD_FRAME_SAMPLES), inputs[0], 'frames packed in order')
     t.same(tasks[0]?.frames.subarray(VAD_FRAME_SAMPLES), inputs[1])
-    t.equal(transfers[0]?.length, 1, 'one buffer to transfer')
-    t.equal(transfers[0]?.[0], tasks[0]?.frames.buffer, 'frames, contexts and states share it')
+    t.ok(tasks[0]?.frames.buffer instanceof SharedArrayBuffer, 'one shared buffer: posted to the thread, not copied')
+    t.equal(tasks[0]?.contexts.buffer, tasks[0]?.frames.buffer, 'frames, contexts, states and the room for probabilities share it')
     t.equal(tasks[0]?.states.buffer, tasks[0]?.frames.buffer)
+    t.equal(tasks[0]?.probabilities?.buffer, tasks[0]?.frames.buffer)
+    t.equal(tasks[0]?.probabilities?.length, 4, 'one probability per frame')
+    t.not(tasks[1]?.frames.buffer, tasks[0]?.frames.buffer, 'tasks in flight together have buffers of their own')
     t.same(results.map(r => Array.from(r)), [[0], [1, 1.01, 1.02].map(Math.fround), [0, 0.01].map(Math.fround)])
     t.ok(inputs.every((a, i) => a.length > 0 && a[0] === i + 1), 'callers\' arrays are not detached')
+    const buffers = new Set(tasks.map((task) => task.frames.buffer))
+    const again = await streams[0]?.process(new Float32Array(VAD_FRAME_SAMPLES).fill(7))
+    t.ok(buffers.has(tasks[2]?.frames.buffer as ArrayBufferLike), 'a buffer is reused once its results are read')
+    t.equal(tasks[2]?.frames[0], 7, 'refilled with the new request')
+    t.same(Array.from(again ?? []), [0])
+    t.same(results.map(r => Array.from(r)), [[0], [1, 1.01, 1.02].map(Math.fround), [0, 0.01].map(Math.fround)], 'results already handed out are copies, unchanged by the reuse')
+  })
+
+  await t.test('with the real model, results written into the shared buffer equal fresh ones', async t => {
+    const vad = await SileroVad.load()
+    t.teardown(() => vad.close())
+    const batcher = new VadBatcher(async (task) => await vad.runTask(task))
+    const direct = new VadBatcher(async (task) => await vad.runTask({ ...task, probabilities: undefined }))
+    const [a, b] = [batcher.createStream(), direct.createStream()]
+    for (let at = 0; at < 40; at += 5) {
+      const chunk = speech.subarray(at * VAD_FRAME_SAMPLES, (at + 5) * VAD_FRAME_SAMPLES)
+      const [inPlace, fresh] = await Promise.all([a.process(chunk), b.process(chunk)])
+      t.same(Array.from(inPlace), Array.from(fresh), `frames ${at}-${at + 4}`)
+    }
   })
 
   await t.test('state goes back to the stream; reset clears it, even mid-flight', async t => {
@@ -246,9 +266,9 @@ t.test('VadBatcher', async t => {
   await t.test('a failed task rejects its requests and leaves the streams usable', async t => {
     let fail = true
     const { run: ok, tasks } = recordingRunner()
-    const batcher = new VadBatcher(async (task, transfer) => {
+    const batcher = new VadBatcher(async (task) => {
       if (fail) throw new Error('worker died')
-      return await ok(task, transfer)
+      return await ok(task)
     })
     const a = batcher.createStream()
     const b = batcher.createStream()

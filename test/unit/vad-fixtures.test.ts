@@ -58,12 +58,10 @@ t.test('fixtures: one utterance per true speech region, at the right times', asy
   const pool = new Piscina({ filename: new URL('../../src/audio/vad-worker.ts', import.meta.url).href, minThreads: 2, maxThreads: 2 })
   t.teardown(() => pool.destroy())
   let tasks = 0
-  const batcher = new VadBatcher((task, transferList) => {
+  const batcher = new VadBatcher(async (task) => {
     tasks++
-    // piscina 5 derives its TransferList type from MessagePort.postMessage, whose last overload in
-    // @types/node 26 takes StructuredSerializeOptions: an ArrayBuffer[] is right at run time.
-    type RunOptions = NonNullable<Parameters<typeof pool.run>[1]>
-    return pool.run(task, { transferList: transferList as unknown as RunOptions['transferList'] })
+    // The task's arrays share one SharedArrayBuffer with the thread (nothing to transfer).
+    return await pool.run(task)
   })
 
   // All channels at once, so the worker sees real batches of several streams.
