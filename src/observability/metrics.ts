@@ -38,10 +38,11 @@ interface StageInstruments {
   processing: Histogram.Internal<'stage'>
 }
 
-// The metrics of one transport, bound to their labels once. The audio counters are updated on
-// every frame (bench/observability.bench.ts measures what that costs).
+// The metrics of one transport, bound to their labels once (bench/observability.bench.ts
+// measures what they cost).
 export interface TransportMetrics {
-  readonly audioBytes: Counter.Internal
+  /** Audio bytes taken: a plain sum, handed to the counter when /metrics is read (exact at every scrape). */
+  addAudioBytes: (bytes: number) => void
   readonly audioSeconds: Counter.Internal
   opened: (mode: string) => void
   closed: (mode: string) => void
@@ -67,6 +68,8 @@ export class StreamerMetrics {
   readonly #sessionsOpen: Gauge<'transport' | 'mode'>
   readonly #sessionsStarted: Counter<'transport' | 'mode'>
   readonly #audioBytes: Counter<'transport'>
+  // Bytes taken per transport since the counter was last collected (see #audioBytes).
+  readonly #pendingAudioBytes = new Map<string, { bytes: number }>()
   readonly #audioSeconds: Counter<'transport'>
   readonly #events: Counter<'transport' | 'type'>
   readonly #errors: Counter<'transport' | 'code'>
@@ -81,7 +84,7 @@ export class StreamerMetrics {
 
   constructor (options: StreamerMetricsOptions = {}) {
     const registers = [this.registry]
-    // The stage histograms take one observation per 250 ms of a stream's decoded audio and per VAD batch.
+    // The stage histograms take one observation per 250 ms of a stream's audio through decode and the VAD.
     const rtf = new Histogram({
       name: `${METRIC_PREFIX}stage_rtf_ratio`,
       help: 'Real-time factor per pipeline stage call: wall time / audio duration (decode = decode + resample)',
@@ -123,11 +126,21 @@ export class StreamerMetrics {
       labelNames: ['transport', 'mode'] as const,
       registers
     })
+    // Every push of every stream adds to it: a counter's inc (prom-client hashes the labels on
+    // every call) was ~2 % of the main thread at 10 live streams, so the bytes are summed per
+    // transport in a plain number and reach the counter when it is collected, at every scrape.
+    const pendingBytes = this.#pendingAudioBytes
     this.#audioBytes = new Counter({
       name: `${METRIC_PREFIX}audio_received_bytes_total`,
       help: 'Audio bytes received by streaming sessions, before decoding',
       labelNames: ['transport'] as const,
-      registers
+      registers,
+      collect () {
+        for (const [transport, pending] of pendingBytes) {
+          if (pending.bytes > 0) this.inc({ transport }, pending.bytes)
+          pending.bytes = 0
+        }
+      }
     })
     this.#audioSeconds = new Counter({
       name: `${METRIC_PREFIX}audio_received_seconds_total`,
@@ -319,15 +332,16 @@ export class StreamerMetrics {
   #bindTransport (transport: string): TransportMetrics {
     const events = new Map<string, Counter.Internal>()
     const errors = new Map<string, Counter.Internal>()
-    const audioBytes = this.#audioBytes.labels(transport)
+    const pendingBytes = { bytes: 0 }
+    this.#pendingAudioBytes.set(transport, pendingBytes)
     const audioSeconds = this.#audioSeconds.labels(transport)
     // At zero from the transport's first stream on, as the stage series are from the start.
-    audioBytes.inc(0)
+    this.#audioBytes.labels(transport).inc(0)
     audioSeconds.inc(0)
     const interimDropped = this.#interimDropped.labels(transport)
     interimDropped.inc(0)
     return {
-      audioBytes,
+      addAudioBytes: (bytes) => { pendingBytes.bytes += bytes },
       audioSeconds,
       interimDropped,
       opened: (mode) => {

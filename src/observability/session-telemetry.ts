@@ -93,13 +93,16 @@ function startSessionSpan (tracer: Tracer, info: SessionInfo): Span {
   }, parent)
 }
 
-// A live client's decode pushes are 20 ms of audio each, 50 a second per stream: observing each
-// one in three Prometheus histograms and two counters was ~8 % of the main thread's time at 10
-// real-time streams (prom-client hashes the labels on every call). Pushes are summed per stream
-// into observations of at least this much audio (and the rest when the stream closes), so the
-// decode histograms and the audio seconds counter are exact once a stream is closed and at most
-// this far behind while it runs. The bytes counter stays exact at every push.
-const DECODE_FLUSH_SECONDS = 0.25
+// A live client's decode pushes are 20 ms of audio each, 50 a second per stream, and its VAD
+// requests ~100 ms each: observing each one in three Prometheus histograms (and, for decode, a
+// counter) was ~8 % (decode) and ~2.5 % (VAD) of the main thread's time at 10 real-time streams
+// (prom-client hashes the labels on every call). Calls are summed per stream and stage into
+// observations of at least this much audio (and the rest when the stream closes), so the stage
+// histograms and the audio seconds counter are exact once a stream is closed and at most this
+// far behind while it runs. The bytes counter is exact at every scrape (metrics.ts).
+const STAGE_FLUSH_SECONDS = 0.25
+
+type SummedStage = 'decode' | 'vad'
 
 // Decode pushes and VAD batches are many and short: one span each would cost more than the work
 // it measures. Each becomes one aggregate span per session, from the first call's start to the
@@ -147,8 +150,11 @@ export class SessionTelemetry {
   readonly #vad: StageAggregate | undefined
   readonly #openedAt = performance.now()
   #audioSeconds = 0
-  // Decode figures not yet handed to the metrics (see DECODE_FLUSH_SECONDS).
-  #unflushed = { audioSeconds: 0, wallSeconds: 0 }
+  // Decode and VAD figures not yet handed to the metrics (see STAGE_FLUSH_SECONDS).
+  readonly #unflushed: Record<SummedStage, { audioSeconds: number, wallSeconds: number }> = {
+    decode: { audioSeconds: 0, wallSeconds: 0 },
+    vad: { audioSeconds: 0, wallSeconds: 0 }
+  }
   #events = 0
   #errors = 0
   #segments = 0
@@ -174,32 +180,37 @@ export class SessionTelemetry {
   }
 
   stage (stage: StageName, audioSeconds: number, wallSeconds: number): void {
+    if (stage === 'model') {
+      this.#metrics?.stage(stage, audioSeconds, wallSeconds)
+      return
+    }
     if (stage === 'decode') {
       this.#audioSeconds += audioSeconds
       this.#decode?.add(audioSeconds, wallSeconds)
-      // A live client's pushes are 20 ms each: they reach the metrics summed, see DECODE_FLUSH_SECONDS.
-      this.#unflushed.audioSeconds += audioSeconds
-      this.#unflushed.wallSeconds += wallSeconds
-      if (this.#unflushed.audioSeconds >= DECODE_FLUSH_SECONDS) this.#flushDecode()
-      return
+    } else {
+      this.#vad?.add(audioSeconds, wallSeconds)
     }
-    this.#metrics?.stage(stage, audioSeconds, wallSeconds)
-    if (stage === 'vad') this.#vad?.add(audioSeconds, wallSeconds)
+    // Many short calls: they reach the metrics summed, see STAGE_FLUSH_SECONDS.
+    const unflushed = this.#unflushed[stage]
+    unflushed.audioSeconds += audioSeconds
+    unflushed.wallSeconds += wallSeconds
+    if (unflushed.audioSeconds >= STAGE_FLUSH_SECONDS) this.#flush(stage)
   }
 
-  // Counted at once: the bytes taken are exact at every scrape (a test's barrier, a client's proof).
+  // The bytes taken are exact at every scrape (a test's barrier, a client's proof): metrics.ts.
   received (bytes: number): void {
-    this.#transport?.audioBytes.inc(bytes)
+    this.#transport?.addAudioBytes(bytes)
   }
 
-  // Hands the decode figures summed since the last flush to the metrics.
-  #flushDecode (): void {
-    const { audioSeconds, wallSeconds } = this.#unflushed
-    if (audioSeconds > 0) {
-      this.#metrics?.stage('decode', audioSeconds, wallSeconds)
-      this.#transport?.audioSeconds.inc(audioSeconds)
+  // Hands a stage's figures summed since its last flush to the metrics.
+  #flush (stage: SummedStage): void {
+    const unflushed = this.#unflushed[stage]
+    if (unflushed.audioSeconds > 0) {
+      this.#metrics?.stage(stage, unflushed.audioSeconds, unflushed.wallSeconds)
+      if (stage === 'decode') this.#transport?.audioSeconds.inc(unflushed.audioSeconds)
     }
-    this.#unflushed = { audioSeconds: 0, wallSeconds: 0 }
+    unflushed.audioSeconds = 0
+    unflushed.wallSeconds = 0
   }
 
   readonly #inference = (audioSeconds: number, startedAt: number, endedAt: number, outcome: string): void => {
@@ -237,7 +248,8 @@ export class SessionTelemetry {
   closed (state: 'ended' | 'aborted'): void {
     if (this.#closed) return
     this.#closed = true
-    this.#flushDecode()
+    this.#flush('decode')
+    this.#flush('vad')
     this.#transport?.closed(this.#info.mode)
     const seconds = (performance.now() - this.#openedAt) / 1000
     // How it ended: `ended` (the stop, every result sent), the code of the error the server ended
