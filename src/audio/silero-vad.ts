@@ -125,6 +125,9 @@ async function publicSession (ort: typeof Ort, path: string): Promise<VadSession
   }
 }
 
+// One batch size's inputs (see SileroVad.#feedsFor).
+interface Feeds { input: Float32Array, state: Float32Array, feeds: Record<string, Ort.Tensor> }
+
 /**
  * One ONNX session. `run` blocks the calling thread (~0.1-0.2 ms per frame), so outside tests it
  * lives in a worker thread (vad-worker.ts), one session per thread.
@@ -134,7 +137,9 @@ export class SileroVad {
   readonly #session: VadSession
   // The model takes the sample rate as an int64 scalar; it never changes.
   readonly #sr: Ort.Tensor
-  readonly #feeds = new Map<number, { input: Float32Array, state: Float32Array, feeds: Record<string, Ort.Tensor> }>()
+  #input = new Float32Array(0)
+  #state = new Float32Array(0)
+  readonly #feeds = new Map<number, Feeds>()
 
   private constructor (ort: typeof Ort, session: VadSession) {
     this.#ort = ort
@@ -142,13 +147,20 @@ export class SileroVad {
     this.#sr = new ort.Tensor('int64', BigInt64Array.from([BigInt(VAD_SAMPLE_RATE)]), [])
   }
 
-  // The input arrays and tensors of a run of batch b, made once per b and refilled every step
-  // (every value is written): a run reads them while it runs and keeps nothing.
-  #feedsFor (b: number): { input: Float32Array, state: Float32Array, feeds: Record<string, Ort.Tensor> } {
+  // The input arrays and tensors of a run of batch b, refilled every step (every value is
+  // written: a run reads them while it runs and keeps nothing). The arrays are views of two
+  // buffers sized for the largest batch so far, so every batch size seen costs a tensor object,
+  // not its own arrays.
+  #feedsFor (b: number): Feeds {
+    if (b * INPUT_SAMPLES > this.#input.length) {
+      this.#input = new Float32Array(b * INPUT_SAMPLES)
+      this.#state = new Float32Array(2 * b * STATE_HALF)
+      this.#feeds.clear()
+    }
     let entry = this.#feeds.get(b)
     if (entry === undefined) {
-      const input = new Float32Array(b * INPUT_SAMPLES)
-      const state = new Float32Array(2 * b * STATE_HALF)
+      const input = this.#input.subarray(0, b * INPUT_SAMPLES)
+      const state = this.#state.subarray(0, 2 * b * STATE_HALF)
       const feeds = {
         input: new this.#ort.Tensor('float32', input, [b, INPUT_SAMPLES]),
         state: new this.#ort.Tensor('float32', state, [2, b, STATE_HALF]),

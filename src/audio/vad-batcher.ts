@@ -16,7 +16,7 @@ export type { VadResult, VadTask } from './silero-vad.ts'
 export type VadTaskRunner = (task: VadTask) => Promise<VadResult>
 
 // Task buffers are kept for reuse in sizes of powers of two, from this size (a live stream's
-// request is 3 frames: 6 KiB).
+// request is 3 frames, 6 KiB: one buffer of the smallest size holds ten of them).
 const MIN_TASK_BYTES = 64 * 1024
 
 export interface VadBatcherOptions {
@@ -191,10 +191,10 @@ export class VadBatcher {
     // One buffer for frames, contexts, states and the probabilities the thread writes back, so
     // one message moves the whole task and the callers' own arrays are never shared.
     const buffer = this.#takeBuffer((totalFrames + b * (VAD_CONTEXT_SAMPLES + VAD_STATE_SIZE) + totalSteps) * Float32Array.BYTES_PER_ELEMENT)
-    let at = 0
+    let cursor = 0 // in floats
     const view = (length: number): Float32Array => {
-      const array = new Float32Array(buffer, at * Float32Array.BYTES_PER_ELEMENT, length)
-      at += length
+      const array = new Float32Array(buffer, cursor * Float32Array.BYTES_PER_ELEMENT, length)
+      cursor += length
       return array
     }
     const frames = view(totalFrames)
