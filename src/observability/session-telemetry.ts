@@ -155,6 +155,7 @@ export class SessionTelemetry {
     decode: { audioSeconds: 0, wallSeconds: 0 },
     vad: { audioSeconds: 0, wallSeconds: 0 }
   }
+
   #events = 0
   #errors = 0
   #segments = 0
