@@ -153,6 +153,9 @@ function align4 (n: number): number {
   return Math.ceil(n / 4) * 4
 }
 
+// With reuseOutput, outputs up to this many samples use the kept array (128 KiB at most).
+const MAX_REUSED_OUTPUT = 32768
+
 export class StreamingResampler {
   readonly inputRate: number
   readonly outputRate: number
@@ -254,8 +257,11 @@ export class StreamingResampler {
   }
 
   #produce (design: FilterDesign, count: number): Float32Array {
-    if (this.#reuseOutput && this.#output.length < count) this.#output = new Float32Array(count)
-    const out = this.#reuseOutput ? this.#output.subarray(0, count) : new Float32Array(count)
+    // As PcmDecoder's reuseOutput: one huge push gets an array of its own, so it does not pin
+    // its size for the rest of the stream.
+    const reuse = this.#reuseOutput && count <= MAX_REUSED_OUTPUT
+    if (reuse && this.#output.length < count) this.#output = new Float32Array(count)
+    const out = reuse ? this.#output.subarray(0, count) : new Float32Array(count)
     const { upFactor, downFactor, halfWidth, taps, heap, inputAt, outputAt, kernel } = design
     const stepWhole = Math.floor(downFactor / upFactor)
     const stepPhase = downFactor - stepWhole * upFactor

@@ -293,6 +293,14 @@ t.test('reuseOutput: the same samples in one reused array, each valid until the 
     t.same(concatSamples(parts), expected, `${rate} Hz: identical output`)
     t.ok(buffers.size < parts.length / 4, `${rate} Hz: ${parts.length} pushes wrote into ${buffers.size} array(s)`)
   }
+  // A push too large to keep (over 32768 outputs) gets its own array; the kept one stays small.
+  const resampler = new StreamingResampler(48000, OUT, { reuseOutput: true })
+  resampler.push(new Float32Array(4800)) // the first push is shorter: the filter's look-ahead
+  const kept = resampler.push(new Float32Array(4800)).buffer
+  const huge = resampler.push(new Float32Array(48000 * 3))
+  t.equal(huge.length, 48000, 'every output of the huge push')
+  t.not(huge.buffer, kept, 'in an array of its own')
+  t.equal(resampler.push(new Float32Array(4800)).buffer, kept, 'the next small push reuses the kept array')
 })
 
 t.test('the tail is real signal, not padding: the last outputs still carry the input', async t => {
