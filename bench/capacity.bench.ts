@@ -6,11 +6,13 @@
 // server, started as `npm start` starts it (bench/server-process.ts: `node src/server.ts`,
 // config from STREAMER_CONFIG: a zero-delay dummy model, so the figures are the server's and not
 // the model's). Before the loads it measures Silero v5 alone, batched, in one thread
-// (bench/capacity/silero-limit.ts).
+// (bench/capacity/silero-limit.ts), and what a thread pays here to wake from idle
+// (bench/capacity/wake-cost.ts): at low load that, not the work, is most of a stream's cost.
 //
 // Reported per N: server CPU per second of audio per stream (utime+stime from /proc of the
 // server's whole process tree, all threads), the same for the bare sink, final latency p50 /
-// p90 / p99 from the moment the frame holding the true end of speech was sent, finals lost,
+// p90 / p99 from the moment the frame holding the true end of speech was sent (and the speech
+// start and end events' latencies), finals lost,
 // peak RSS, and event-loop delay p99 (the server's own monitor, read from /metrics).
 // Ratios: server CPU to (bare ws + Silero alone), p99 to the goal (silence wait + 150 ms).
 //
@@ -84,6 +86,9 @@ interface LoadFigures {
   generatorCpuMsPerAudioSecond: number
   latencyMs: { p50: number, p90: number, p99: number, max: number } | null
   vadEndLatencyMs: { p50: number, p99: number } | null // speech end (`inactive`): the VAD's part of it
+  // speech start (`active`) from the frame holding the true start: the VAD's decision (Silero needs
+  // some speech first) plus what the VAD pool held its frames for a shared run
+  vadStartLatencyMs: { p50: number, p99: number } | null
   expected: number
   matched: number
   extraFinals: number
@@ -118,12 +123,14 @@ async function load (pid: number, port: number, plan: GeneratorPlan, metrics: bo
   }
   const latencies = report.outcomes.flatMap((o) => o.latencies).sort((a, b) => a - b)
   const vadEnds = report.outcomes.flatMap((o) => o.vadEndLatencies).sort((a, b) => a - b)
+  const vadStarts = report.outcomes.flatMap((o) => o.vadStartLatencies).sort((a, b) => a - b)
   const sum = (pick: (o: GeneratorReport['outcomes'][number]) => number): number => report.outcomes.reduce((total, o) => total + pick(o), 0)
   return {
     cpuMsPerAudioSecond: cpu * 1000 / report.audioSeconds,
     generatorCpuMsPerAudioSecond: report.generatorCpuMs / report.audioSeconds,
     latencyMs: latencies.length === 0 ? null : { p50: percentile(latencies, 0.5), p90: percentile(latencies, 0.9), p99: percentile(latencies, 0.99), max: latencies.at(-1) as number },
     vadEndLatencyMs: vadEnds.length === 0 ? null : { p50: percentile(vadEnds, 0.5), p99: percentile(vadEnds, 0.99) },
+    vadStartLatencyMs: vadStarts.length === 0 ? null : { p50: percentile(vadStarts, 0.5), p99: percentile(vadStarts, 0.99) },
     expected: sum((o) => o.expected),
     matched: sum((o) => o.matched),
     extraFinals: sum((o) => o.extraFinals),
@@ -142,8 +149,14 @@ async function load (pid: number, port: number, plan: GeneratorPlan, metrics: bo
 
 const fixture = 'hello_16k_mono'
 console.log(`capacity: ${counts.join(', ')} real-time segmented streams, ${seconds} s of ${fixture} each, 20 ms frames; ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`)
-const silero = await runChild<Record<string, number>>('capacity/silero-limit.ts', '1,8,32,64')
-console.log(`Silero v5 alone, one thread, ms CPU per audio second per stream by batch size: ${Object.entries(silero).map(([b, ms]) => `${b}: ${ms.toFixed(2)}`).join(', ')}`)
+const sileroLimit = await runChild<{ byBatch: Record<string, number>, batch8: { warmRunUs: number, coldRunUs: number, idleMs: number } }>('capacity/silero-limit.ts', '1,8,32,64')
+const silero = sileroLimit.byBatch
+console.log(`Silero v5 alone, one thread, ms CPU per audio second per stream by batch size: ${Object.entries(silero).map(([b, ms]) => `${b}: ${ms.toFixed(2)}`).join(', ')}; ` +
+  `one batch-8 run ${sileroLimit.batch8.warmRunUs.toFixed(0)} us warm, ${sileroLimit.batch8.coldRunUs.toFixed(0)} us after ${sileroLimit.batch8.idleMs} ms idle`)
+// Not part of the limits (a server cannot avoid them at low load, but neither is it their cause):
+// they show what being lightly loaded costs on this machine.
+const wake = await runChild<{ timerWakeUs: number, busyTurnUs: number }>('capacity/wake-cost.ts', '')
+console.log(`a thread waking from 20 ms idle: ${wake.timerWakeUs.toFixed(0)} us CPU per wake (a loop turn of a busy thread: ${wake.busyTurnUs.toFixed(1)} us)`)
 
 const serverPort = await freePort()
 const server = await startCapacityServer(serverPort)
@@ -167,7 +180,8 @@ try {
     const l = measured.latencyMs
     console.log(`N=${streams}: server ${measured.cpuMsPerAudioSecond.toFixed(2)} ms/audio-s/stream (bare ws ${bare.cpuMsPerAudioSecond.toFixed(2)} + Silero@${batch} ${(silero[String(batch)] ?? 0).toFixed(2)} = ${limit.toFixed(2)}; ratio ${(measured.cpuMsPerAudioSecond / limit).toFixed(2)}), ` +
       `final latency p50/p90/p99 ${l === null ? 'n/a' : `${l.p50.toFixed(0)}/${l.p90.toFixed(0)}/${l.p99.toFixed(0)} ms (p99/goal ${(l.p99 / LATENCY_GOAL_MS).toFixed(2)})`}, ` +
-      `speech end (inactive) p50/p99 ${measured.vadEndLatencyMs === null ? 'n/a' : `${measured.vadEndLatencyMs.p50.toFixed(0)}/${measured.vadEndLatencyMs.p99.toFixed(0)} ms`}, finals ${measured.matched}/${measured.expected}, samples lost ${measured.samplesLost}, ended ${measured.streamsEnded}/${streams}, RSS peak ${measured.peakRssMb.toFixed(0)} MB, event loop p99 ${measured.eventLoopP99Ms?.toFixed(1) ?? '?'} ms, generator max lateness ${measured.maxBehindMs.toFixed(0)} ms` +
+      `speech end (inactive) p50/p99 ${measured.vadEndLatencyMs === null ? 'n/a' : `${measured.vadEndLatencyMs.p50.toFixed(0)}/${measured.vadEndLatencyMs.p99.toFixed(0)} ms`}, ` +
+      `speech start (active) p50/p99 ${measured.vadStartLatencyMs === null ? 'n/a' : `${measured.vadStartLatencyMs.p50.toFixed(0)}/${measured.vadStartLatencyMs.p99.toFixed(0)} ms`}, finals ${measured.matched}/${measured.expected}, samples lost ${measured.samplesLost}, ended ${measured.streamsEnded}/${streams}, RSS peak ${measured.peakRssMb.toFixed(0)} MB, event loop p99 ${measured.eventLoopP99Ms?.toFixed(1) ?? '?'} ms, generator max lateness ${measured.maxBehindMs.toFixed(0)} ms` +
       `\n  server CPU by thread (ms/audio-s/stream): ${Object.entries(measured.byThread).filter(([, v]) => v >= 0.01).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')}` +
       (measured.errors.length > 0 ? `, errors: ${measured.errors.join('; ')}` : ''))
     await sleep(2000)
@@ -185,5 +199,5 @@ console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
 console.log(rows.join('\n'))
 mkdirSync(join(here, 'results'), { recursive: true })
 const out = join(here, 'results', 'capacity.json')
-writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), machine: { cpus: cpus().length, model: cpus()[0]?.model, memoryGiB: totalmem() / 2 ** 30, node: process.version }, seconds, fixture, latencyGoalMs: LATENCY_GOAL_MS, silero, config: process.env.CAPACITY_CONFIG ?? null, results }, null, 2))
+writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), machine: { cpus: cpus().length, model: cpus()[0]?.model, memoryGiB: totalmem() / 2 ** 30, node: process.version }, seconds, fixture, latencyGoalMs: LATENCY_GOAL_MS, silero: sileroLimit, wake, config: process.env.CAPACITY_CONFIG ?? null, results }, null, 2))
 console.log(`wrote ${out}`)

@@ -24,6 +24,7 @@ export interface GeneratorPlan {
 export interface StreamOutcome {
   latencies: number[] // ms, one per matched final
   vadEndLatencies: number[] // ms, the `inactive` (speech end) event of the same utterances: the VAD's share
+  vadStartLatencies: number[] // ms, the `active` (speech start) event, from the frame holding the true start of speech
   expected: number // true utterance ends in the audio sent
   matched: number // of those, how many got a final
   extraFinals: number // finals that matched no true end (mis-segmentation, not loss)
@@ -53,8 +54,10 @@ interface Live {
   next: number // next frame to send
   sentAt: Float64Array // when each frame was sent
   trueEnds: number[] // seconds into this stream's audio
+  trueStarts: number[] // of the same utterances
   finals: Array<{ end: number, at: number }>
   inactives: Array<{ end: number, at: number }>
+  actives: Array<{ start: number, at: number }>
   outcome: StreamOutcome
   done: Promise<void>
 }
@@ -83,23 +86,28 @@ async function run (plan: GeneratorPlan): Promise<GeneratorReport> {
     // The true ends in this stream's own time.
     const offset = offsetBytes / bytesPerSecond
     const trueEnds: number[] = []
+    const trueStarts: number[] = []
     for (let rep = 0; rep * fixture.duration - offset < plan.seconds + fixture.duration; rep++) {
       for (const [start, end] of speech) {
         const at = rep * fixture.duration + end - offset
         // An utterance cut by the stream's start or stop is not counted: its end is not speech's.
-        if (at > 0.2 && rep * fixture.duration + start - offset >= 0 && at < plan.seconds - 0.1) trueEnds.push(at)
+        if (at > 0.2 && rep * fixture.duration + start - offset >= 0 && at < plan.seconds - 0.1) {
+          trueEnds.push(at)
+          trueStarts.push(rep * fixture.duration + start - offset)
+        }
       }
     }
     const socket = new WebSocket(plan.url, { perMessageDeflate: false })
     await new Promise((resolve, reject) => { socket.once('open', resolve); socket.once('error', reject) })
-    const outcome: StreamOutcome = { latencies: [], vadEndLatencies: [], expected: plan.bare ? 0 : trueEnds.length, matched: 0, extraFinals: 0, ended: false, samplesSent: frames * frameBytes / bytesPerSample, samplesReceived: null, errors: [] }
-    const live: Live = { socket, pcm, frameBytes, frames, startAt: 0, next: 0, sentAt: new Float64Array(frames), trueEnds, finals: [], inactives: [], outcome, done: Promise.resolve() }
+    const outcome: StreamOutcome = { latencies: [], vadEndLatencies: [], vadStartLatencies: [], expected: plan.bare ? 0 : trueEnds.length, matched: 0, extraFinals: 0, ended: false, samplesSent: frames * frameBytes / bytesPerSample, samplesReceived: null, errors: [] }
+    const live: Live = { socket, pcm, frameBytes, frames, startAt: 0, next: 0, sentAt: new Float64Array(frames), trueEnds, trueStarts, finals: [], inactives: [], actives: [], outcome, done: Promise.resolve() }
     live.done = new Promise<void>((resolve) => {
       socket.on('message', (data, isBinary) => {
         if (isBinary) return
         const event = JSON.parse(data.toString()) as { type: string, is_final?: boolean, end_time?: number, time?: number, samples_received?: number[], code?: string, message?: string }
         if (event.type === 'segment' && event.is_final === true && typeof event.end_time === 'number') live.finals.push({ end: event.end_time, at: performance.now() })
         if (event.type === 'inactive' && typeof event.time === 'number') live.inactives.push({ end: event.time, at: performance.now() })
+        if (event.type === 'active' && typeof event.time === 'number') live.actives.push({ start: event.time, at: performance.now() })
         if (event.type === 'error') outcome.errors.push(`${event.code ?? '?'}: ${event.message ?? ''}`)
         if (event.type === 'end') {
           outcome.ended = true
@@ -153,6 +161,11 @@ async function run (plan: GeneratorPlan): Promise<GeneratorReport> {
     live.socket.close()
     if (plan.bare) continue
     const used = new Set<number>()
+    live.trueStarts.forEach((trueStart) => {
+      const active = live.actives.find((a) => Math.abs(a.start - trueStart) <= plan.tolerance)
+      const frame = Math.min(live.frames - 1, Math.floor(trueStart * 1000 / FRAME_MS))
+      if (active !== undefined) outcome.vadStartLatencies.push(active.at - (live.sentAt[frame] as number))
+    })
     for (const trueEnd of live.trueEnds) {
       let best = -1
       for (let f = 0; f < live.finals.length; f++) {

@@ -1,7 +1,11 @@
 // The bare limit of voice activity detection: Silero v5 alone in one thread (no Piscina, no
 // server), fed as live streams feed it: one 32 ms frame per stream per run, `batch` streams per
-// run. Prints one JSON line: CPU ms per second of audio per stream at each batch size.
+// run. Prints one JSON line: CPU ms per second of audio per stream at each batch size (runs back to
+// back, so the thread and its caches stay warm), and the CPU of one batch-8 run when the thread
+// has been idle for 64 ms first (VAD_SHARED_RUN_MS: how a lightly loaded server runs it) beside
+// the same run warm.
 // Run by capacity.bench.ts: node bench/capacity/silero-limit.ts <batch,batch,...>
+import { setTimeout as sleep } from 'node:timers/promises'
 import { SileroVad, VAD_CONTEXT_SAMPLES, VAD_FRAME_SAMPLES, VAD_SAMPLE_RATE, VAD_STATE_SIZE, type VadItem } from '../../src/audio/silero-vad.ts'
 
 const batches = (process.argv[2] ?? '1,8,32').split(',').map(Number)
@@ -29,5 +33,22 @@ for (const batch of batches) {
   const audioSeconds = runs * batch * FRAME_SECONDS
   result[String(batch)] = (used.user + used.system) / 1000 / audioSeconds
 }
+// Idle first: the wake and the cold caches are part of the run's cost (see wake-cost.ts).
+const IDLE_MS = 64
+const COLD_RUNS = 40
+const eight = items(8)
+const runUs = async (idleMs: number): Promise<number> => {
+  let total = 0
+  for (let r = 0; r < COLD_RUNS; r++) {
+    if (idleMs > 0) await sleep(idleMs)
+    const cpu = process.cpuUsage()
+    await vad.run(eight)
+    const used = process.cpuUsage(cpu)
+    total += used.user + used.system
+  }
+  return total / COLD_RUNS
+}
+const warmRunUs = await runUs(0)
+const coldRunUs = await runUs(IDLE_MS)
 await vad.close()
-process.stdout.write(JSON.stringify(result) + '\n')
+process.stdout.write(JSON.stringify({ byBatch: result, batch8: { warmRunUs, coldRunUs, idleMs: IDLE_MS } }) + '\n')
