@@ -23,6 +23,13 @@ export interface VadBatcherOptions {
   /** Most streams in one worker task; more pending streams in one tick make several tasks. */
   maxBatch?: number
   /**
+   * Most frames (all streams) in one worker task, unless one request alone has more. A task holds
+   * its thread until its longest request is done, and a request that cannot wait (urgent) waits
+   * for the task in flight: this bounds that wait when many streams send long requests at once
+   * (fast clients), whatever the request size. Default: no bound.
+   */
+  maxTaskFrames?: number
+  /**
    * Tasks in flight at once (the VAD threads). While every thread is busy, requests wait here
    * and go out together when one frees up: under load the batches grow by themselves, and an
    * idle server sends each request at once.
@@ -77,6 +84,7 @@ interface Pending {
 export class VadBatcher {
   readonly #run: VadTaskRunner
   readonly #maxBatch: number
+  readonly #maxTaskFrames: number
   readonly #maxInFlight: number
   readonly #gatherMs: number
   readonly #readyFrames: number
@@ -103,12 +111,15 @@ export class VadBatcher {
   constructor (run: VadTaskRunner, options: VadBatcherOptions = {}) {
     const maxBatch = options.maxBatch ?? 64
     if (!Number.isInteger(maxBatch) || maxBatch < 1) throw new RangeError('maxBatch must be a positive integer')
+    const maxTaskFrames = options.maxTaskFrames ?? Infinity
+    if (!(maxTaskFrames >= 1)) throw new RangeError('maxTaskFrames must be at least 1')
     const maxInFlight = options.maxInFlight ?? Infinity
     if (!(maxInFlight >= 1)) throw new RangeError('maxInFlight must be at least 1')
     const gatherMs = options.gatherMs ?? 0
     if (!(gatherMs >= 0) || !Number.isFinite(gatherMs)) throw new RangeError('gatherMs must be a finite number >= 0')
     this.#run = run
     this.#maxBatch = maxBatch
+    this.#maxTaskFrames = maxTaskFrames
     this.#maxInFlight = maxInFlight
     this.#gatherMs = gatherMs
     this.#readyFrames = options.readyFrames ?? 24
@@ -166,15 +177,29 @@ export class VadBatcher {
     // More pending than one task takes (a busy server): the urgent go first, so a client's final
     // does not wait behind other streams' frames that nobody waits on. Each stream has at most one
     // request pending (VadStream.process is sequential), so no stream's frames change order.
-    if (this.#pendingUrgent > 0 && this.#pending.length > this.#maxBatch) {
+    if (this.#pendingUrgent > 0 && (this.#pending.length > this.#maxBatch || this.#pendingFrames > this.#maxTaskFrames)) {
       this.#pending = [...this.#pending.filter((p) => p.urgent), ...this.#pending.filter((p) => !p.urgent)]
     }
     while (this.#pending.length > 0 && this.#inFlight < this.#maxInFlight) {
-      const batch = this.#pending.splice(0, this.#maxBatch)
+      const batch = this.#pending.splice(0, this.#takeCount())
       for (const p of batch) this.#count(p, -1)
       this.#lastDispatch = performance.now()
       this.#send(batch)
     }
+  }
+
+  // How many of the pending requests (from the front) the next task takes: at most maxBatch, and
+  // at most maxTaskFrames frames unless the first request alone has more.
+  #takeCount (): number {
+    let count = 0
+    let frames = 0
+    while (count < this.#pending.length && count < this.#maxBatch) {
+      const next = (this.#pending[count] as Pending).frames.length / VAD_FRAME_SAMPLES
+      if (count > 0 && frames + next > this.#maxTaskFrames) break
+      frames += next
+      count++
+    }
+    return count
   }
 
   // A task settled: a thread is free for what waited meanwhile.

@@ -18,6 +18,11 @@ const VAD_SHARED_RUN_MS = 64
 // 67 to 76 ms and the final latency not at all (urgent frames are never held). At 300 streams
 // 128 was no worse (VAD thread 1.46-1.61 ms against 1.62-1.73).
 const VAD_READY_FRAMES = 128
+// Most frames in one task (all streams): 64 streams' requests of 32 frames, the longest task a
+// saturated server had when streams' requests were at most 32 frames. Requests are now up to 64
+// (segmented-runner.ts), and this keeps the wait of an urgent request behind the task in flight
+// where it was (a batch-64 step is ~3.5 ms here, so ~110 ms at worst, under a flood).
+const VAD_TASK_FRAMES = 64 * 32
 
 export interface VadPoolOptions {
   threads: number
@@ -50,7 +55,8 @@ export class VadPool {
     this.#batcher = new VadBatcher(async (task) => await this.#tasks.run(task), {
       maxInFlight: options.threads,
       gatherMs: VAD_SHARED_RUN_MS,
-      readyFrames: VAD_READY_FRAMES
+      readyFrames: VAD_READY_FRAMES,
+      maxTaskFrames: VAD_TASK_FRAMES
     })
   }
 

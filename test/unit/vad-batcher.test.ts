@@ -95,6 +95,25 @@ t.test('a request of aheadFrames or more is not held, however few frames are pen
   t.same(r.tasks.map((task) => task.steps), [[1], [7, 8]], 'an 8-frame request goes at once, taking the held one along')
 })
 
+t.test('maxTaskFrames splits what is pending into tasks of at most that many frames', async (t) => {
+  const r = recorder(true)
+  const batcher = new VadBatcher(r.run, { maxInFlight: 1, maxTaskFrames: 8 })
+  const streams = Array.from({ length: 6 }, () => batcher.createStream())
+  const first = (streams[0] as VadStream).process(frames(1))
+  await nextTurn()
+  // Told apart by their frame counts; 12 is more than a task takes, so it goes alone.
+  const rest = [5, 3, 4, 12, 2].map(async (n, i) => await (streams[i + 1] as VadStream).process(frames(n), { urgent: n === 2 }))
+  await nextTurn()
+  for (let i = 0; i < 5; i++) {
+    r.release()
+    await nextTurn()
+    await nextTurn()
+  }
+  await Promise.all([first, ...rest])
+  t.same(r.tasks.map((task) => task.steps), [[1], [2, 5], [3, 4], [12]],
+    'the urgent request first, then the oldest that fit in 8 frames; a request over the bound goes alone')
+})
+
 t.test('while every thread is busy requests wait, then go together', async (t) => {
   const r = recorder(true)
   const batcher = new VadBatcher(r.run, { maxInFlight: 1 })
@@ -149,4 +168,5 @@ t.test('options are checked', async (t) => {
   const r = recorder()
   t.throws(() => new VadBatcher(r.run, { gatherMs: -1 }), /gatherMs/)
   t.throws(() => new VadBatcher(r.run, { gatherMs: Infinity }), /gatherMs/)
+  t.throws(() => new VadBatcher(r.run, { maxTaskFrames: 0 }), /maxTaskFrames/)
 })
