@@ -161,11 +161,12 @@ async function run (plan: GeneratorPlan): Promise<GeneratorReport> {
     live.socket.close()
     if (plan.bare) continue
     const used = new Set<number>()
-    live.trueStarts.forEach((trueStart) => {
+    // When the frame holding this moment of the stream's audio was sent.
+    const sentAt = (seconds: number): number => live.sentAt[Math.min(live.frames - 1, Math.floor(seconds * 1000 / FRAME_MS))] as number
+    for (const trueStart of live.trueStarts) {
       const active = live.actives.find((a) => Math.abs(a.start - trueStart) <= plan.tolerance)
-      const frame = Math.min(live.frames - 1, Math.floor(trueStart * 1000 / FRAME_MS))
-      if (active !== undefined) outcome.vadStartLatencies.push(active.at - (live.sentAt[frame] as number))
-    })
+      if (active !== undefined) outcome.vadStartLatencies.push(active.at - sentAt(trueStart))
+    }
     for (const trueEnd of live.trueEnds) {
       let best = -1
       for (let f = 0; f < live.finals.length; f++) {
@@ -176,10 +177,9 @@ async function run (plan: GeneratorPlan): Promise<GeneratorReport> {
       if (best < 0) continue
       used.add(best)
       outcome.matched++
-      const frame = Math.min(live.frames - 1, Math.floor(trueEnd * 1000 / FRAME_MS))
-      outcome.latencies.push((live.finals[best] as { at: number }).at - (live.sentAt[frame] as number))
+      outcome.latencies.push((live.finals[best] as { at: number }).at - sentAt(trueEnd))
       const inactive = live.inactives.find((i) => Math.abs(i.end - trueEnd) <= plan.tolerance)
-      if (inactive !== undefined) outcome.vadEndLatencies.push(inactive.at - (live.sentAt[frame] as number))
+      if (inactive !== undefined) outcome.vadEndLatencies.push(inactive.at - sentAt(trueEnd))
     }
     outcome.extraFinals = live.finals.length - used.size
   }

@@ -1,7 +1,7 @@
 // What a thread pays on this machine to wake from idle: the CPU one Node thread spends per wake
 // when a timer wakes its idle loop every 20 ms (a live stream's frame interval) and it does
-// nothing else. On the 2-core VM of bench/README.md this is ~200 us, against ~5 us for a loop
-// that never sleeps, and it is why a lightly loaded server costs more per stream than a busy
+// nothing else. On the 2-core VM of bench/README.md this was 225-260 us, against 2-3 us for a
+// turn of a loop that never sleeps, and it is why a lightly loaded server costs more per stream than a busy
 // one: at 10 streams every frame and every VAD task meets a cold thread (and cold caches),
 // at 300 they meet a busy one. Prints one JSON line: { "timerWakeUs", "busyTurnUs" }.
 // Run by capacity.bench.ts: node bench/capacity/wake-cost.ts

@@ -177,7 +177,7 @@ export class VadBatcher {
     // More pending than one task takes (a busy server): the urgent go first, so a client's final
     // does not wait behind other streams' frames that nobody waits on. Each stream has at most one
     // request pending (VadStream.process is sequential), so no stream's frames change order.
-    if (this.#pendingUrgent > 0 && (this.#pending.length > this.#maxBatch || this.#pendingFrames > this.#maxTaskFrames)) {
+    if (this.#pendingUrgent > 0 && this.#takeCount() < this.#pending.length) {
       this.#pending = [...this.#pending.filter((p) => p.urgent), ...this.#pending.filter((p) => !p.urgent)]
     }
     while (this.#pending.length > 0 && this.#inFlight < this.#maxInFlight) {
