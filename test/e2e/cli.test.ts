@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { once } from 'node:events'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import http, { type IncomingMessage, type ServerResponse } from 'node:http'
 import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -417,6 +417,67 @@ t.test('shutdown: a notice, the results for the audio taken, a verified partial 
     t.match(run.stderr, new RegExp(`^sha256 matches: (all ${end.bytes_received} bytes arrived|the first ${end.bytes_received} of the \\d+ bytes sent arrived .*)$`, 'm'), `${transport}: verified`)
     t.match(run.stderr, /the server shut down after taking \d+\.\d\d of the 6\.89 s of audio/, `${transport}: says how far it got`)
   }
+})
+
+// The race the draining server above leaves to chance: a chunk answered 503 shutting_down
+// before the `shutdown` event reached the reader. A stand-in paired server makes that order
+// certain: seq 0 is taken, every later chunk is refused, and only then do `shutdown`, the
+// results and `end` arrive on the events stream. The client must wait for them, not give up.
+t.test('paired: a chunk refused with 503 shutting_down before the shutdown event: the client waits for the results and end', async (t) => {
+  const fixture = loadFixture('hello_16k_mono')
+  const taken: Buffer[] = []
+  let events: ServerResponse | undefined
+  let stops = 0
+  let eventId = 0
+  let startedFormat: Record<string, unknown> = {}
+  const send = (event: Record<string, unknown>): void => { events?.write(`event: ${String(event.type)}\nid: ${++eventId}\ndata: ${JSON.stringify({ channel: null, ...event })}\n\n`) }
+  const answer = (response: ServerResponse, status: number, body: Record<string, unknown>, headers: Record<string, string> = {}): void => {
+    response.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(body))
+  }
+  const fake = http.createServer((request, response) => {
+    const url = new URL(request.url ?? '/', 'http://fake')
+    const chunks: Buffer[] = []
+    request.on('data', (chunk: Buffer) => { chunks.push(chunk) })
+    request.on('end', () => {
+      if (url.pathname === '/api/v1/sessions') {
+        startedFormat = (JSON.parse(Buffer.concat(chunks).toString()) as { format: Record<string, unknown> }).format
+        answer(response, 201, { id: 'fake-paired-1', events_url: '/events', audio_url: '/audio', stop_url: '/stop', expires_in: 30 })
+      } else if (url.pathname === '/events') {
+        events = response.writeHead(200, { 'content-type': 'text/event-stream' })
+        send({ type: 'started', session_id: 'fake-paired-1', protocol_version: '0.3', mode: 'segmented', format: startedFormat, interim_results: false, acks: false })
+      } else if (url.pathname === '/audio' && url.searchParams.get('seq') === '0') {
+        taken.push(Buffer.concat(chunks))
+        answer(response, 200, { accepted_seq: 0, bytes: taken[0]!.length })
+      } else if (url.pathname === '/audio') {
+        answer(response, 503, { code: 'shutting_down', message: `seq ${url.searchParams.get('seq')} was not taken: the server ended this stream after seq 0 because it is restarting; start a new session to send the rest`, field: 'seq' }, { 'retry-after': '5' })
+        // The events stream speaks only after the refusal was answered.
+        if (url.searchParams.get('seq') === '1') {
+          response.once('finish', () => {
+            setTimeout(() => {
+              const audio = Buffer.concat(taken)
+              const seconds = audio.length / 2 / 16000
+              send({ type: 'shutdown', deadline_seconds: 30 })
+              send({ type: 'end', seconds_received: [seconds], samples_received: [seconds * 16000], segments: [0], interim_segments: [0], interim_segments_dropped: [0], errors: 0, bytes_received: audio.length, sha256: sha256(audio), dropped: { truncated_audio: 0, max_duration: 0 } })
+              events?.end()
+            }, 300)
+          })
+        }
+      } else {
+        if (url.pathname === '/stop') stops++
+        answer(response, 404, { code: 'not_found', message: 'not here' })
+      }
+    })
+  })
+  await new Promise<void>((resolve) => { fake.listen(0, '127.0.0.1', resolve) })
+  t.teardown(() => { fake.closeAllConnections(); fake.close() })
+  const run = await runCli(['--json', '--transport', 'paired', '--url', `http://127.0.0.1:${(fake.address() as AddressInfo).port}`, fixture.path])
+  t.notOk(run.hung, 'exits by itself')
+  t.equal(run.code, 1, `exit 1: not all the audio was taken (${run.stderr.trim()})`)
+  t.notMatch(run.stderr, /refused the stream/, 'the 503 is not reported as a failure: the events stream explained it')
+  const types = eventsOf(t, run).map((e) => e.type)
+  t.same(types, ['started', 'shutdown', 'end'], 'the shutdown event and end were waited for')
+  t.match(run.stderr, new RegExp(`^sha256 matches: the first ${taken[0]?.length ?? -1} of the \\d+ bytes sent arrived`, 'm'), 'what was taken is verified')
+  t.equal(stops, 0, 'no stop was sent: the server had ended the stream')
 })
 
 t.test('paired: a chunk refused with 429 rate_limited is sent again, and every byte still arrives once', async (t) => {

@@ -88,8 +88,10 @@ export async function pairedTransport (request: StreamRequest): Promise<EndEvent
       }
       const refusal = httpRefusal(response.status, text)
       // Chunks go in seq order and at most MAX_IN_FLIGHT ahead (well inside paired.reorder_window)
-      // and none after the stop: a 409 means the server ended the stream.
-      if (response.status === 409) {
+      // and none after the stop: a 409 means the server ended the stream, and a 503
+      // shutting_down that it is draining it (a restart): the chunk was not taken, and the events
+      // stream brings the `shutdown` event, the results for what was taken and `end`.
+      if (response.status === 409 || (response.status === 503 && errorCode(text) === 'shutting_down')) {
         serverEnded(refusal)
         return
       }
@@ -101,7 +103,8 @@ export async function pairedTransport (request: StreamRequest): Promise<EndEvent
     const inFlight = new Set<Promise<void>>()
     let seq = 0
     for await (const chunk of request.audio) {
-      if (outcome.settled || endedByServer) break
+      // After a `shutdown` event the server takes no more audio: stop sending, and wait for `end`.
+      if (outcome.settled || endedByServer || outcome.shutdown) break
       const url = new URL(audioUrl)
       url.searchParams.set('seq', String(seq++))
       // Never rejects: a refused chunk fails the whole stream, and the loop stops.
@@ -112,7 +115,7 @@ export async function pairedTransport (request: StreamRequest): Promise<EndEvent
       if (inFlight.size >= MAX_IN_FLIGHT) await Promise.race(inFlight)
     }
     await Promise.all(inFlight)
-    if (!outcome.settled && !endedByServer) {
+    if (!outcome.settled && !endedByServer && !outcome.shutdown) {
       const stopped = await post(stopUrl, '', 'application/octet-stream')
       if (stopped.status !== 202 && stopped.status !== 200) throw httpRefusal(stopped.status, await stopped.text())
       await stopped.body?.cancel()
@@ -143,6 +146,15 @@ async function readEvents (url: URL, auth: Record<string, string>, onEvent: (eve
     }
     lastEventId = feed.lastEventId ?? lastEventId
     if (signal.aborted) return
+  }
+}
+
+// The `code` of an error body, if it is one.
+function errorCode (text: string): unknown {
+  try {
+    return (JSON.parse(text) as { code?: unknown }).code
+  } catch {
+    return undefined
   }
 }
 
