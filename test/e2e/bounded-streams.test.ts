@@ -4,7 +4,8 @@ import type { EndEvent, ErrorEvent, SegmentEvent, StreamEvent } from '../../sche
 import type { Stream } from '../../src/core/stream.ts'
 import { loadFixture } from '../helpers/fixtures.ts'
 import { FAST_MODEL, startServer, type TestServer } from '../helpers/server.ts'
-import { SseCollector, sleep, until } from '../helpers/sse-collector.ts'
+import { SseCollector } from '../helpers/sse-collector.ts'
+import { sleep, until } from '../helpers/waiting.ts'
 import { assertSegmentedMatchesTruth } from '../helpers/speech-assertions.ts'
 import { WsClient } from '../helpers/ws-client.ts'
 

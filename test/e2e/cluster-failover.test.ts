@@ -8,7 +8,7 @@ import { chunksOf, createOk, createPaired, PairedReader, postChunk, stopPaired }
 import { startRedis } from '../helpers/redis-server.ts'
 import { FAST_MODEL, startServer } from '../helpers/server.ts'
 import { assertSegmentedMatchesTruth } from '../helpers/speech-assertions.ts'
-import { until } from '../helpers/sse-collector.ts'
+import { until } from '../helpers/waiting.ts'
 
 // kill -9 of the instance that runs a paired session, mid-session: another instance claims
 // it once the heartbeat expires, replays the session's audio from Redis into a new pipeline
@@ -136,7 +136,9 @@ t.test('SIGTERM of the owner hands the session over: it goes on elsewhere, nothi
   t.ok(await until(() => reader.events.some((ev) => ev.type === 'segment' && ev.is_final), 20000), 'a final arrived before the restart')
   const stopping = Date.now()
   await e.kill('SIGTERM')
-  t.ok(Date.now() - stopping < 5000, `the stopping instance exited in ${Date.now() - stopping} ms, without waiting for the session to end`)
+  // What matters is that it did not wait for the session (a drain would hold it until the client
+  // stopped or shutdown.drain_seconds passed); how long the exit took is reported, not asserted.
+  t.notOk(reader.events.some((ev) => ev.type === 'end' || ev.type === 'shutdown'), `the stopping instance exited (in ${Date.now() - stopping} ms) with the session still open`)
   for (let seq = half; seq < chunks.length; seq++) await postChunk(() => f.http, session, seq, chunks[seq] as Uint8Array)
   t.equal((await stopPaired(f.http, session)).status, 202)
   const events = await reading

@@ -4,7 +4,7 @@ import { chunksOf, createOk, createPaired, PairedReader, postChunk, stopPaired }
 import { startRedis } from '../helpers/redis-server.ts'
 import { FAST_MODEL, startServer, type TestServer } from '../helpers/server.ts'
 import { assertSegmentedMatchesTruth } from '../helpers/speech-assertions.ts'
-import { sleep } from '../helpers/sse-collector.ts'
+import { retryWhile, sleep, until } from '../helpers/waiting.ts'
 import { bearer, craftToken, KEY, SECRET } from '../helpers/auth-server.ts'
 import { WsClient } from '../helpers/ws-client.ts'
 import http from 'node:http'
@@ -39,14 +39,13 @@ t.test('Redis restarted mid-session: the session completes, nothing lost', async
   // Chunks sent meanwhile get 503 cluster_unavailable and are sent again (postChunk retries).
   for (let seq = half; seq < chunks.length; seq++) await postChunk(pick, session, seq, chunks[seq] as Uint8Array)
   await restarting
-  let stopped = await stopPaired(pick(), session)
-  for (let i = 0; i < 50 && stopped.status === 503; i++) { await sleep(100); stopped = await stopPaired(pick(), session) }
+  const stopped = await retryWhile(async () => await stopPaired(pick(), session), (answer) => answer.status === 503)
   t.equal(stopped.status, 202)
   const events = await reading
   assertSegmentedMatchesTruth(t, events, fixture)
   t.same(reader.ids, events.map((_, i) => i + 1), 'ids 1, 2, 3...: no gap, no duplicate over the reconnects')
   t.equal(events.filter((e) => e.type === 'end').length, 1)
-  for (let i = 0; i < 40 && instances.some((server) => server.app.cluster?.ownedCount !== 0); i++) await sleep(50)
+  await until(() => instances.every((server) => server.app.cluster?.ownedCount === 0))
   t.same(instances.map((server) => server.app.cluster?.ownedCount), [0, 0], 'once it ended no instance follows it any more (nor holds its Redis connection)')
 })
 
@@ -65,8 +64,7 @@ t.test('limits.max_sessions counts the sessions of every instance', async (t) =>
   await stopPaired(limited[1]!.http, first)
   await new PairedReader([limited[1]!.http], first.events_url).follow()
   // Once the ended session's count is gone (the next heartbeat), there is room again.
-  let again = await createPaired(limited[1]!.http, fixture)
-  for (let i = 0; i < 50 && again.status === 503; i++) { await sleep(100); again = await createPaired(limited[1]!.http, fixture) }
+  const again = await retryWhile(async () => await createPaired(limited[1]!.http, fixture), (answer) => answer.status === 503)
   t.equal(again.status, 201, 'a slot freed on one instance serves another')
   await stopPaired(limited[0]!.http, second)
   await stopPaired(limited[0]!.http, again.json as never)
@@ -77,8 +75,11 @@ t.test('readiness is 503 while Redis is unreachable, 200 again after it is back'
   const ready = async (): Promise<number> => (await fetch(`${instances[0]!.http}/api/v1/ready`)).status
   t.equal(await ready(), 200)
   const restarting = redis.restart(1500)
+  // Watched until Redis is back at the latest: it must be seen down while it is down.
+  let restarted = false
+  void restarting.then(() => { restarted = true })
   let sawDown = false
-  for (let i = 0; i < 30 && !sawDown; i++) { sawDown = await ready() === 503; if (!sawDown) await sleep(50) }
+  await until(async () => (sawDown = await ready() === 503) || restarted)
   t.ok(sawDown, 'not ready while Redis is down')
   const audio = await fetch(`${instances[0]!.http}/api/v1/sessions/AAAAAAAAAAAAAAAAAAAAAA/audio?seq=0`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: new Uint8Array(2) })
   if (audio.status === 503) {
@@ -86,9 +87,7 @@ t.test('readiness is 503 while Redis is unreachable, 200 again after it is back'
     t.ok(audio.headers.get('retry-after'), 'with Retry-After')
   }
   await restarting
-  let back = false
-  for (let i = 0; i < 100 && !back; i++) { back = await ready() === 200; if (!back) await sleep(100) }
-  t.ok(back, 'ready again once Redis is back')
+  t.ok(await until(async () => await ready() === 200), 'ready again once Redis is back')
 })
 
 t.test('WebSocket and upload streams count against the cluster-wide limits too', async (t) => {
@@ -110,12 +109,12 @@ t.test('WebSocket and upload streams count against the cluster-wide limits too',
   holder.stop(true)
   await holder.closed
   // Its slot is free once the next heartbeat has the new count.
-  let events: Awaited<ReturnType<WsClient['stream']>> = []
-  for (let i = 0; i < 50 && events.at(-1)?.type !== 'end'; i++) {
+  const events = await retryWhile(async () => {
     const again = await WsClient.connect(`${limited[0]!.ws}/api/v1/simple`)
-    events = await again.stream(fixture.format, fixture.pcm).catch(async () => { await sleep(100); return [] })
+    const answer = await again.stream(fixture.format, fixture.pcm).catch(() => [])
     again.close()
-  }
+    return answer
+  }, (answer) => answer.at(-1)?.type !== 'end')
   t.equal(events.at(-1)?.type, 'end', 'admitted again once a slot is free')
   await stopPaired(limited[0]!.http, paired)
   for (const server of limited) await server.close()
@@ -143,13 +142,11 @@ t.test('paired.max_readers counts the readers on every instance', async (t) => {
   t.equal(third.status, 409, 'a third reader is refused, though each instance has one')
   t.match(await third.json(), { code: 'conflict', message: /max_readers, counted across instances/ })
   second.close()
-  let again = 0
-  for (let i = 0; i < 50 && again !== 200; i++) {
+  const again = await retryWhile(async () => {
     const reader = await openReader(`${limited[1]!.http}${session.events_url}`)
-    again = reader.status
     reader.close()
-    if (again !== 200) await sleep(50)
-  }
+    return reader.status
+  }, (status) => status !== 200, 50)
   t.equal(again, 200, 'a closed reader frees its place')
   first.close()
   await stopPaired(limited[1]!.http, session)
@@ -193,9 +190,7 @@ t.test('an owner that lost its session stops it; the new owner runs it', async (
   const check = createClient({ url: redis.url })
   await check.connect()
   await check.hSet(`streamer:s:${session.id}`, 'owner', 'b')
-  let moved = false
-  for (let i = 0; i < 100 && !moved; i++) { moved = a.app.cluster?.ownedCount === 0 && b.app.cluster?.ownedCount === 1; if (!moved) await sleep(50) }
-  t.ok(moved, 'a stopped it, b runs it')
+  t.ok(await until(() => a.app.cluster?.ownedCount === 0 && b.app.cluster?.ownedCount === 1), 'a stopped it, b runs it')
   for (let seq = half; seq < chunks.length; seq++) await postChunk(() => a.http, session, seq, chunks[seq] as Uint8Array)
   t.equal((await stopPaired(a.http, session)).status, 202)
   const events = await reading

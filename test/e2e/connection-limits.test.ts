@@ -4,6 +4,7 @@ import http2 from 'node:http2'
 import WebSocket from 'ws'
 import type { ErrorEvent, StreamEvent } from '../../schemas/events.ts'
 import { startServer } from '../helpers/server.ts'
+import { waitUntil } from '../helpers/waiting.ts'
 
 // The bounds on connections, with real clients against a real server on port 0: WebSocket
 // liveness (ping/pong), the idle limit of a socket with no stream, the stop that disconnects,
@@ -20,15 +21,6 @@ const idleServer = await startServer({ limits: { idle_timeout_seconds: IDLE_SECO
 t.teardown(async () => { await Promise.all([server.close(), idleServer.close()]) })
 
 const FORMAT = { sample_rate: 16000, channels: 1, bit_depth: 16, is_float: false }
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
-async function until (what: string, condition: () => boolean, timeoutMs = 10000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`)
-    await sleep(10)
-  }
-}
-
 // A `ws` client that records its events, the pings it got, and how it was closed.
 class Client {
   readonly ws: WebSocket
@@ -70,7 +62,7 @@ t.test('liveness: a client that never answers pings is dropped; one that does st
   t.same(silent.events, [], 'no event was sent to it')
   // Counted in pings, not seconds: still open after many ping intervals.
   const from = live.pings
-  await until('the answering client got 5 more pings', () => live.pings >= from + 5 || !live.open)
+  await waitUntil('the answering client got 5 more pings', () => live.pings >= from + 5 || !live.open)
   t.ok(live.open, `the client that answers stays open after ${live.pings} pings`)
   t.same(live.events, [], 'and got no error')
   live.ws.close()
@@ -97,7 +89,7 @@ t.test('idle: a WebSocket that never starts a stream is closed with idle_timeout
   t.match(error.message, /idle_timeout_seconds/, 'naming the limit')
 
   // The kept socket outlives several idle limits (measured from when it opened, a lower bound).
-  await until('five idle limits passed', () => (performance.now() - opened) / 1000 > 5 * IDLE_SECONDS || !kept.open)
+  await waitUntil('five idle limits passed', () => (performance.now() - opened) / 1000 > 5 * IDLE_SECONDS || !kept.open)
   clearInterval(timer)
   t.ok(kept.open, `a socket sending a keepalive every 100 ms stays open past 5 idle limits (${keepalives} keepalives)`)
   t.same(kept.events, [], 'and a keepalive with no stream is answered with nothing')
@@ -116,7 +108,7 @@ t.test('idle: a stream that gets no audio ends with idle_timeout after its resul
   t.notOk(types.includes('segment'), 'there were no results')
   t.equal((client.events.at(-2) as ErrorEvent).code, 'idle_timeout', 'idle_timeout')
   t.equal(closed.code, 1008, 'then the server closes with 1008')
-  await until('the stream is freed', () => idleServer.app.streamer.registry.size === 0)
+  await waitUntil('the stream is freed', () => idleServer.app.streamer.registry.size === 0)
 })
 
 t.test('stop with disconnect and no stream running closes the socket with 1000', async (t) => {
@@ -186,7 +178,7 @@ t.test('HTTP/2: a client that knows the cap has its extra streams queued until o
   const uploads = Array.from({ length: 8 }, () => upload(session))
   const first = uploads.slice(0, STREAMS_PER_CONNECTION)
   const extra = uploads.slice(STREAMS_PER_CONNECTION)
-  await until('the first five are answered', () => first.every((u) => u.status !== null))
+  await waitUntil('the first five are answered', () => first.every((u) => u.status !== null))
   t.equal(registry.count('http'), STREAMS_PER_CONNECTION, 'exactly five streams are open on the server')
   // Node's client (nghttp2) holds the HEADERS of streams past the peer's cap: nothing reached
   // the server, so nothing can open there until a stream ends.
@@ -196,13 +188,13 @@ t.test('HTTP/2: a client that knows the cap has its extra streams queued until o
   t.ok(extra.every((u) => u.status === null && !u.closed && u.error === null), 'the other three are neither answered nor refused: queued by the client')
 
   for (const u of uploads) u.stream.end()
-  await until('every upload finished', () => uploads.every((u) => u.closed), 20000)
+  await waitUntil('every upload finished', () => uploads.every((u) => u.closed), 20000)
   t.same(uploads.map((u) => u.status), uploads.map(() => 200), 'all eight were served, the queued ones once others ended')
   t.ok(uploads.every((u) => u.error === null), 'with no stream error')
   t.ok(uploads.every((u) => /event: end\n/.test(u.body)), 'each with its end event')
   t.equal(mostHttp, STREAMS_PER_CONNECTION, 'the server never had more than five open')
   await closeSession(session)
-  await until('the streams are freed', () => registry.size === 0)
+  await waitUntil('the streams are freed', () => registry.size === 0)
 })
 
 t.test('HTTP/2: streams opened before the SETTINGS arrived are refused past the cap (REFUSED_STREAM)', async (t) => {
@@ -214,7 +206,7 @@ t.test('HTTP/2: streams opened before the SETTINGS arrived are refused past the 
   const uploads = Array.from({ length: 8 }, () => upload(session))
   const first = uploads.slice(0, STREAMS_PER_CONNECTION)
   const extra = uploads.slice(STREAMS_PER_CONNECTION)
-  await until('the first five are answered and the rest settled', () => first.every((u) => u.status !== null) && extra.every((u) => u.closed))
+  await waitUntil('the first five are answered and the rest settled', () => first.every((u) => u.status !== null) && extra.every((u) => u.closed))
   await new Promise<void>((resolve, reject) => { session.ping((error) => { if (error === null) resolve(); else reject(error) }) })
   t.equal(registry.count('http'), STREAMS_PER_CONNECTION, 'exactly five streams are open on the server once it has handled everything sent')
   t.same(extra.map((u) => u.stream.rstCode), extra.map(() => http2.constants.NGHTTP2_REFUSED_STREAM), 'the other three were reset with REFUSED_STREAM')
@@ -222,13 +214,13 @@ t.test('HTTP/2: streams opened before the SETTINGS arrived are refused past the 
 
   // REFUSED_STREAM means not processed, so safe to retry: on the same connection once others end.
   for (const u of first) u.stream.end()
-  await until('the first five finished', () => first.every((u) => u.closed), 20000)
+  await waitUntil('the first five finished', () => first.every((u) => u.closed), 20000)
   t.ok(first.every((u) => u.status === 200 && /event: end\n/.test(u.body)), 'the first five were served to their end')
   const retried = extra.map(() => upload(session))
   for (const u of retried) u.stream.end()
-  await until('the retries finished', () => retried.every((u) => u.closed), 20000)
+  await waitUntil('the retries finished', () => retried.every((u) => u.closed), 20000)
   t.ok(retried.every((u) => u.status === 200 && /event: end\n/.test(u.body)), 'the refused uploads, retried, were served')
   t.equal(mostHttp, STREAMS_PER_CONNECTION, 'the server never had more than five open')
   await closeSession(session)
-  await until('the streams are freed', () => registry.size === 0)
+  await waitUntil('the streams are freed', () => registry.size === 0)
 })

@@ -6,7 +6,8 @@ import type { AckEvent, EndEvent, ErrorEvent, FinalizedEvent, SegmentEvent, Star
 import { FIXTURE_NAMES, loadFixture, type Fixture } from '../helpers/fixtures.ts'
 import { postChunk } from '../helpers/paired-client.ts'
 import { startServer } from '../helpers/server.ts'
-import { SseCollector, until } from '../helpers/sse-collector.ts'
+import { SseCollector } from '../helpers/sse-collector.ts'
+import { until } from '../helpers/waiting.ts'
 import { WsClient } from '../helpers/ws-client.ts'
 
 // Proof of delivery: the first event says what the server took on (`started`), acks say how

@@ -15,7 +15,8 @@ import { FIXTURE_NAMES, loadFixture, type Fixture } from '../helpers/fixtures.ts
 import { startServer, type TestServer } from '../helpers/server.ts'
 import { assertSegmentedMatchesTruth, assertSimpleCoversAudio } from '../helpers/speech-assertions.ts'
 import { WsClient } from '../helpers/ws-client.ts'
-import { SseCollector, sleep, until } from '../helpers/sse-collector.ts'
+import { SseCollector } from '../helpers/sse-collector.ts'
+import { sleep, until } from '../helpers/waiting.ts'
 
 // The HTTP streaming upload against a real listening server (port 0): curl and Node's own
 // clients, HTTP/2 cleartext (prior knowledge), HTTP/1.1 chunked, TLS with ALPN, and the

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url'
 import type { AudioFormat } from '../../schemas/audio-format.ts'
 import type { StreamEvent } from '../../schemas/events.ts'
 import { startServer } from '../helpers/server.ts'
+import { waitUntil } from '../helpers/waiting.ts'
 import { WsClient } from '../helpers/ws-client.ts'
 import { MARK } from '../fixtures/models/blocking-model.ts'
 
@@ -25,15 +26,6 @@ function audio (seconds: number, first = 0): Uint8Array {
   const bytes = new Uint8Array(samples * 4)
   new DataView(bytes.buffer).setFloat32(0, first, true)
   return bytes
-}
-
-// Bounded polling: for states reached through other threads, never a stopwatch on them.
-async function until (condition: () => Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
 }
 
 const readyStatus = async (base: string): Promise<number> => (await fetch(`${base}/api/v1/ready`)).status
@@ -64,12 +56,12 @@ t.test('a stuck inference: inference_timeout for its span, the stream goes on, r
     start_time: 0,
     end_time: 1
   }, 'the stuck span gets inference_timeout')
-  await until(async () => await readyStatus(server.http) === 503, 'readiness is 503 while the only thread is stuck')
+  await waitUntil('readiness is 503 while the only thread is stuck', async () => await readyStatus(server.http) === 503)
 
   // More audio while stuck: it waits for a usable thread instead of going to a cold one.
   await client.sendAudio(audio(0.5))
   rmSync(hold)
-  await until(async () => await readyStatus(server.http) === 200, 'readiness is 200 once the replacement is warm')
+  await waitUntil('readiness is 200 once the replacement is warm', async () => await readyStatus(server.http) === 200)
   client.stop()
   const end = await client.waitFor((e) => e.type === 'end')
   const first = client.events.slice(0, client.events.indexOf(end) + 1)
@@ -113,7 +105,7 @@ t.test('SIGTERM ends the process while a model thread is blocked for ever', asyn
     })
     void exited.then(() => { reject(new Error(`server exited before listening: ${stderr}`)) })
   })
-  await until(async () => await readyStatus(base) === 200, 'the server is ready')
+  await waitUntil('the server is ready', async () => await readyStatus(base) === 200)
 
   const client = await WsClient.connect(`${base.replace('http', 'ws')}/api/v1/simple`)
   client.start(FORMAT)

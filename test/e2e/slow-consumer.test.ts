@@ -10,6 +10,7 @@ import type { Stream } from '../../src/core/stream.ts'
 import { loadFixture } from '../helpers/fixtures.ts'
 import { parsePrometheusText, sampleValue } from '../helpers/prometheus-text.ts'
 import { startServer } from '../helpers/server.ts'
+import { waitUntil } from '../helpers/waiting.ts'
 
 // A client that stops reading its events cannot make the server hold unbounded memory
 // (limits.max_outbound_bytes), on every transport, with real clients on a real port:
@@ -80,18 +81,9 @@ const SPEECH_LIMIT = Math.floor((SPEECH[1] - 0.2) * FORMAT.sample_rate * 2 / CHU
 const AFTER_FULL = 5
 const MIN_DROPPED = 1
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
-async function until (what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 20000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`)
-    await sleep(5)
-  }
-}
-
 async function openedStream (transport: Stream['transport']): Promise<Stream> {
   let found: Stream | undefined
-  await until(`a ${transport} stream is open`, () => {
+  await waitUntil(`a ${transport} stream is open`, () => {
     found = [...registry.entries()].find((s) => s.transport === transport)
     return found !== undefined
   })
@@ -139,8 +131,8 @@ async function sendWhileNotReading (t: Test, stream: Stream, client: Consumer): 
     client.write(chunk)
     sent += chunk.length
     chunks++
-    await until('the stream took the chunk', async () => await audioReceived(client.transport) === base + sent)
-    await until('the server worked through it', () => stream.session.heldSeconds === 0)
+    await waitUntil('the stream took the chunk', async () => await audioReceived(client.transport) === base + sent)
+    await waitUntil('the server worked through it', () => stream.session.heldSeconds === 0)
     if (client.backlog !== null) maxBacklog = Math.max(maxBacklog ?? 0, client.backlog())
     if (fullAt < 0 && stream.outboundFull()) fullAt = chunks
     if (fullAt >= 0 && chunks >= fullAt + AFTER_FULL) break
@@ -176,12 +168,12 @@ const segments = (events: StreamEvent[], final: boolean): SegmentEvent[] =>
 // whose final is sent once the server's backlog is back within the limit.
 async function readsAgainBeforeTheFinal (t: Test, client: Consumer, stream: Stream, phase: PausedPhase): Promise<StreamEvent[]> {
   client.resume()
-  await until('the client has taken the events past the limit', () => !stream.outboundFull())
+  await waitUntil('the client has taken the events past the limit', () => !stream.outboundFull())
   client.stop()
   await stream.closed
   t.equal(stream.state, 'ended', 'the stream ended normally')
   if (client.transport !== 'websocket') await client.finished
-  else await until('end arrived', () => client.events().at(-1)?.type === 'end')
+  else await waitUntil('end arrived', () => client.events().at(-1)?.type === 'end')
   const events = client.events()
   const end = events.at(-1) as EndEvent
   t.equal(end.type, 'end', 'the last event is end')
@@ -266,7 +258,7 @@ t.test('WebSocket: a client that stops reading for a while loses interims, never
   t.equal(client.ws.readyState, WebSocket.OPEN, 'the connection stays open')
   client.ws.close()
   await client.closed
-  await until('the stream is freed', () => registry.size === 0)
+  await waitUntil('the stream is freed', () => registry.size === 0)
 })
 
 t.test('WebSocket: a final due while the client does not read ends the stream with slow_consumer', async (t) => {
@@ -275,7 +267,7 @@ t.test('WebSocket: a final due while the client does not read ends the stream wi
   const { client, stream, phase } = run
   await neverReadsBeforeTheFinal(t, client, stream, phase)
   t.equal((await client.closed).code, 1008, 'then the server closes with 1008')
-  await until('the stream is freed', () => registry.size === 0)
+  await waitUntil('the stream is freed', () => registry.size === 0)
 })
 
 // ---------------------------------------------------------------------------------------------
@@ -385,7 +377,7 @@ for (const [protocol, open] of [['HTTP/1.1', http1Upload], ['HTTP/2', http2Uploa
     await readsAgainBeforeTheFinal(t, client, stream, phase)
     t.ok(client.complete(), 'the response ended after end')
     assertIds(t, client.sse)
-    await until('the stream is freed', () => registry.size === 0)
+    await waitUntil('the stream is freed', () => registry.size === 0)
   })
 
   t.test(`HTTP upload over ${protocol} (SSE): a final due while the client does not read ends the stream with slow_consumer`, async (t) => {
@@ -396,7 +388,7 @@ for (const [protocol, open] of [['HTTP/1.1', http1Upload], ['HTTP/2', http2Uploa
     await neverReadsBeforeTheFinal(t, client, stream, phase)
     t.ok(client.complete(), 'the server ended the response after the error (not a cut connection)')
     assertIds(t, client.sse)
-    await until('the stream is freed', () => registry.size === 0)
+    await waitUntil('the stream is freed', () => registry.size === 0)
   })
 }
 
@@ -449,7 +441,7 @@ t.test('paired session: a reader that stops reading is closed, the stream goes o
     })
     await response.arrayBuffer()
     if (response.status !== 200) throw new Error(`seq ${seq} answered ${response.status}`)
-    await until('the server worked through the chunk', () => stream.session.heldSeconds === 0)
+    await waitUntil('the server worked through the chunk', () => stream.session.heldSeconds === 0)
     maxBuffered = Math.max(maxBuffered, serverSide.writableLength)
     if (closedAt < 0 && served.writableEnded) closedAt = seq
     if (closedAt >= 0 && seq >= closedAt + AFTER_FULL) break

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { FAST_MODEL } from './server.ts'
-import { sleep } from './sse-collector.ts'
+import { sleep } from './waiting.ts'
 
 // A cluster instance as a real process (src/server.ts), so a test can kill -9 it.
 

@@ -2,7 +2,8 @@ import http from 'node:http'
 import type { StreamEvent } from '../../schemas/events.ts'
 import type { PairedSessionCreated } from '../../schemas/paired-session.ts'
 import type { Fixture } from './fixtures.ts'
-import { SseCollector, sleep } from './sse-collector.ts'
+import { SseCollector } from './sse-collector.ts'
+import { sleep } from './waiting.ts'
 
 // A paired-session client for tests that spread one session's requests over several
 // instances: fetch for the POSTs, node:http (a connection of its own) for the events.

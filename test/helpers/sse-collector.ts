@@ -1,15 +1,7 @@
 import type { StreamEvent } from '../../schemas/events.ts'
+import { until } from './waiting.ts'
 
-// Test clients' shared waiting and the SSE reader of the HTTP transports' tests.
-
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
-
-// Polls until `condition` holds or `timeoutMs` passes; returns whether it holds.
-export async function until (condition: () => boolean, timeoutMs = 5000): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs
-  while (!condition() && Date.now() < deadline) await sleep(20)
-  return condition()
-}
+// The SSE reader of the HTTP transports' tests.
 
 // Reads text/event-stream as a client would: `event:`, `id:`, `data:` blocks and `:` comments.
 export class SseCollector {

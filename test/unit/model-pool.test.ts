@@ -7,6 +7,7 @@ import { InferenceError, ModelPool, type ModelPoolOptions } from '../../src/infe
 import type { ModelConfig } from '../../schemas/config.ts'
 import { MARK } from '../fixtures/models/marked-crash-model.ts'
 import { MARK as BLOCKING } from '../fixtures/models/blocking-model.ts'
+import { waitUntil } from '../helpers/waiting.ts'
 
 const fixtures = fileURLToPath(new URL('../fixtures/models/', import.meta.url))
 const quiet = { delay: 0, constant_factor: 0, jitter: 0, failure_rate: 0, panic_rate: 0, warmup_penalty: 1 }
@@ -24,16 +25,6 @@ function marked (mark: number, samples = 100): Float32Array {
   const audio = new Float32Array(samples)
   audio[0] = mark
   return audio
-}
-
-// Polls a condition with a bounded wait: for states reached through other threads (a
-// replacement warming up), never a stopwatch on how long they take.
-async function until (condition: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 10))
-  }
 }
 
 async function rejection (promise: Promise<unknown>): Promise<unknown> {
@@ -98,7 +89,7 @@ t.test('a thread that crashes while warming up at start-up is reported; its repl
   t.equal(reported.length, 1, 'the crash was reported')
   t.equal(pool.crashes, 1)
   t.equal(pool.ready, true, 'the other thread serves meanwhile')
-  await until(() => pool.usableThreads === 2, 'the replacement became usable')
+  await waitUntil('the replacement became usable', () => pool.usableThreads === 2)
   const outputs = await Promise.all([pool.infer(new Float32Array(3)), pool.infer(new Float32Array(4))])
   t.same(outputs.map((o) => o.first_call), [false, false], 'no real inference was a first call')
 })
@@ -250,7 +241,7 @@ t.test('deadline: a job past model.timeout_seconds is inference_timeout and its 
   t.equal(after.count, 7, 'the next job works')
   t.not(after.thread, before.thread, 'on a new thread')
   t.equal(after.first_call, false, 'which had warmed up before it took the job')
-  await until(() => pool.ready, 'the pool is ready again')
+  await waitUntil('the pool is ready again', () => pool.ready)
   t.equal(pool.usableThreads, 1)
   t.equal(pool.timeouts, 1)
 })
@@ -276,7 +267,7 @@ t.test('close ends even while threads are blocked for ever (Atomics.wait, busy l
     rejection(pool.infer(marked(mark), { onTiming: (timing) => { outcomes.push(timing.outcome) } })))
   const queued = rejection(pool.infer(new Float32Array(1)))
   // Both threads hold a job (their deadline is 30 s away) and a third job waits.
-  await until(() => pool.queuedFor() === 1 && pool.usableThreads === 2, 'both threads are busy')
+  await waitUntil('both threads are busy', () => pool.queuedFor() === 1 && pool.usableThreads === 2)
   await pool.close()
   t.equal(pool.ready, false)
   const errors = await Promise.all([...stuck, queued])
