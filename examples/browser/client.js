@@ -47,6 +47,9 @@ async function stream (buffer) {
   })
   if (created.status !== 201) throw new Error(`refused: HTTP ${created.status} ${await created.text()}`)
   const session = await created.json()
+  // Set by a `shutdown` event (the server is restarting): no more audio is taken, and the
+  // results for what was taken and `end` follow.
+  let shutdown = false
   const ended = new Promise((resolve, reject) => {
     const events = new EventSource(new URL(session.events_url, `${api}/`))
     for (const type of ['started', 'segment', 'active', 'inactive', 'error', 'shutdown', 'end']) {
@@ -58,6 +61,7 @@ async function stream (buffer) {
           const { type, channel, start_time: start, end_time: end, is_final: final, ...output } = event
           show('finals', `final ch${channel} ${start.toFixed(3)}-${end.toFixed(3)} ${JSON.stringify(output)}`)
         }
+        if (event.type === 'shutdown') shutdown = true
         if (event.type === 'end') { events.close(); resolve(event) }
       })
     }
@@ -67,19 +71,45 @@ async function stream (buffer) {
   // Whole frames per chunk; a Uint8Array body sends no Content-Type, so no preflight either.
   const frameBytes = format.channels * Math.ceil(format.bit_depth / 8)
   const chunkBytes = Math.max(1, Math.round(format.sample_rate * CHUNK_SECONDS)) * frameBytes
-  for (let at = 0, seq = 0; at < pcm.length; at += chunkBytes, seq++) {
-    const body = pcm.slice(at, at + chunkBytes)
-    while (true) {
-      const answer = await fetch(`${new URL(session.audio_url, `${api}/`)}?seq=${seq}`, { method: 'POST', body })
-      if (answer.ok) break
-      // Flow control: 429 means "not taken, send the same seq again after Retry-After".
-      if (answer.status !== 429) throw new Error(`chunk ${seq}: HTTP ${answer.status} ${await answer.text()}`)
-      await new Promise((resolve) => setTimeout(resolve, 1000 * Number(answer.headers.get('retry-after') ?? 1)))
-    }
+  const audioUrl = new URL(session.audio_url, `${api}/`)
+  // Whether the server ended the stream before the upload did: then no stop is sent.
+  let endedByServer = false
+  for (let at = 0, seq = 0; at < pcm.length && !endedByServer; at += chunkBytes, seq++) {
+    endedByServer = shutdown || !(await sendChunk(audioUrl, seq, pcm.slice(at, at + chunkBytes)))
   }
-  await fetch(new URL(session.stop_url, `${api}/`), { method: 'POST' })
+  if (!endedByServer) await fetch(new URL(session.stop_url, `${api}/`), { method: 'POST' })
   const end = await ended
-  $('status').textContent = `end: ${end.segments.join(', ')} finals, ${end.bytes_received} bytes received`
+  const taken = `end: ${end.segments.join(', ')} finals, ${end.bytes_received} bytes received`
+  $('status').textContent = end.bytes_received < pcm.length
+    ? `${taken} of ${pcm.length}: the server ${shutdown ? 'restarted' : 'ended the stream'} after ${(end.bytes_received / frameBytes / format.sample_rate).toFixed(2)} s; stream the rest again`
+    : taken
+}
+
+// Sends one chunk: true once it is taken, false if the server ended the stream first.
+async function sendChunk (audioUrl, seq, body) {
+  while (true) {
+    const answer = await fetch(`${audioUrl}?seq=${seq}`, { method: 'POST', body })
+    if (answer.ok) return true
+    const text = await answer.text()
+    // Flow control: 429 means "not taken, send the same seq again after Retry-After".
+    if (answer.status === 429) {
+      await new Promise((resolve) => setTimeout(resolve, 1000 * Number(answer.headers.get('retry-after') ?? 1)))
+      continue
+    }
+    // 409: the server ended the stream; 503 shutting_down: it is restarting. The chunk was not
+    // taken, and the events bring the results for the audio that was, then `end`.
+    if (answer.status === 409 || (answer.status === 503 && errorCode(text) === 'shutting_down')) return false
+    throw new Error(`chunk ${seq}: HTTP ${answer.status} ${text}`)
+  }
+}
+
+// The `code` of one of the server's error bodies, if it is one.
+function errorCode (text) {
+  try {
+    return JSON.parse(text).code
+  } catch {
+    return undefined
+  }
 }
 
 function run (read) {

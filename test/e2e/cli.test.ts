@@ -8,7 +8,6 @@ import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { PassThrough } from 'node:stream'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { WebSocketServer } from 'ws'
 import type { AckEvent, EndEvent, StartedEvent } from '../../schemas/events.ts'
 import { TerminalDisplay } from '../../src/cli/terminal-display.ts'
@@ -17,6 +16,7 @@ import { FIXTURE_NAMES, loadFixture, type Fixture } from '../helpers/fixtures.ts
 import { parsePrometheusText, sampleValue } from '../helpers/prometheus-text.ts'
 import { FAST_MODEL, startServer } from '../helpers/server.ts'
 import { assertSegmentedMatchesTruth, assertSimpleCoversAudio, END_TOLERANCE, START_TOLERANCE } from '../helpers/speech-assertions.ts'
+import { sleep, until } from '../helpers/waiting.ts'
 
 // The CLI against a live server, on every transport, with each speech fixture; what it prints,
 // and how it fails. WAV files in every sample format: cli-wav-formats.test.ts.
@@ -398,7 +398,7 @@ t.test('shutdown: a notice, the results for the audio taken, a verified partial 
   const runs = TRANSPORTS.map((transport) => runCli(['--json', '--real-time', '--acks', '--transport', transport, '--url', draining.http, fixture.path]))
   // Every client's stream open (not a fixed sleep: three CLIs starting at once on a loaded CI
   // machine took longer than 2.5 s once), and some audio taken.
-  for (let i = 0; i < 600 && draining.app.streamer.registry.size < TRANSPORTS.length; i++) await sleep(50)
+  await until(() => draining.app.streamer.registry.size >= TRANSPORTS.length, 30000)
   await sleep(1000)
   await draining.app.streamer.drain(10)
   for (const [i, run] of (await Promise.all(runs)).entries()) {

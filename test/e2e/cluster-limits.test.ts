@@ -1,4 +1,5 @@
 import t from 'tap'
+import type { Test } from 'tap'
 import { FIXTURE_NAMES, loadFixture } from '../helpers/fixtures.ts'
 import { chunksOf, createOk, createPaired, PairedReader, postChunk, stopPaired } from '../helpers/paired-client.ts'
 import { startRedis } from '../helpers/redis-server.ts'
@@ -24,6 +25,14 @@ t.teardown(async () => {
   for (const server of instances) await server.close()
   await redis.stop()
 })
+
+// Closes a subtest's extra instances once every session they run has reached its end. Closed
+// earlier, an instance hands a stopped session over, and one of the shared instances claims it
+// and would count it as its own in a later subtest.
+async function closeOnceIdle (t: Test, servers: TestServer[]): Promise<void> {
+  t.ok(await until(() => servers.every((server) => server.app.cluster?.ownedCount === 0)), 'every session of these instances ended before they close')
+  for (const server of servers) await server.close()
+}
 
 t.test('Redis restarted mid-session: the session completes, nothing lost', async (t) => {
   const fixture = loadFixture('dialogue_44k_stereo')
@@ -68,7 +77,7 @@ t.test('limits.max_sessions counts the sessions of every instance', async (t) =>
   t.equal(again.status, 201, 'a slot freed on one instance serves another')
   await stopPaired(limited[0]!.http, second)
   await stopPaired(limited[0]!.http, again.json as never)
-  for (const server of limited) await server.close()
+  await closeOnceIdle(t, limited)
 })
 
 t.test('readiness is 503 while Redis is unreachable, 200 again after it is back', async (t) => {
@@ -117,7 +126,7 @@ t.test('WebSocket and upload streams count against the cluster-wide limits too',
   }, (answer) => answer.at(-1)?.type !== 'end')
   t.equal(events.at(-1)?.type, 'end', 'admitted again once a slot is free')
   await stopPaired(limited[0]!.http, paired)
-  for (const server of limited) await server.close()
+  await closeOnceIdle(t, limited)
 })
 
 // A reader open until the test closes it.
@@ -150,7 +159,7 @@ t.test('paired.max_readers counts the readers on every instance', async (t) => {
   t.equal(again, 200, 'a closed reader frees its place')
   first.close()
   await stopPaired(limited[1]!.http, session)
-  for (const server of limited) await server.close()
+  await closeOnceIdle(t, limited)
 })
 
 t.test('a token scoped to a mode is checked against the session\'s mode on every instance', async (t) => {
@@ -171,7 +180,7 @@ t.test('a token scoped to a mode is checked against the session\'s mode on every
   t.equal(allowed.status, 200, 'a simple-only token can, on another instance')
   const stopped = await fetch(`${secured[1]!.http}/api/v1/sessions/${id}/stop`, { method: 'POST', headers: bearer(KEY) })
   t.equal(stopped.status, 202)
-  for (const server of secured) await server.close()
+  await closeOnceIdle(t, secured)
 })
 
 // Two instances must never both run a session: if Redis says another instance owns a session
@@ -181,6 +190,7 @@ t.test('an owner that lost its session stops it; the new owner runs it', async (
   const fixture = loadFixture('dialogue_44k_stereo')
   const chunks = chunksOf(fixture)
   const [a, b] = instances as [TestServer, TestServer]
+  t.ok(await until(() => instances.every((server) => server.app.cluster?.ownedCount === 0)), 'no session left over from an earlier subtest')
   const session = await createOk(a.http, fixture)
   const reader = new PairedReader([b.http], session.events_url)
   const reading = reader.follow(60000)

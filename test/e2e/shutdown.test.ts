@@ -118,27 +118,20 @@ async function startProcess (t: Test, options: { model?: Record<string, unknown>
     }
   }
   let ready = false
-  await untilProbe(() => done || ready, 30000, async () => {
-    try {
-      const response = await fetch(`${running.http}/api/v1/ready`)
-      await response.arrayBuffer()
-      ready = response.status === 200
-    } catch {
-      // not listening yet
-    }
-  })
+  await until(async () => done || (ready = await answersReady(running.http)), 30000)
   if (!ready || done) throw new Error(`the server did not become ready: ${stderr}${stdout}`)
   return running
 }
 
-// Polls `condition`, running `probe` between polls, until it holds or `timeoutMs` passes.
-async function untilProbe (condition: () => boolean, timeoutMs: number, probe: () => Promise<void>): Promise<boolean> {
-  const deadline = performance.now() + timeoutMs
-  while (!condition() && performance.now() < deadline) {
-    await probe()
-    if (!condition()) await sleep(50)
+// Whether the server at `base` answers its readiness route with 200 (false while not listening).
+async function answersReady (base: string): Promise<boolean> {
+  try {
+    const response = await fetch(`${base}/api/v1/ready`)
+    await response.arrayBuffer()
+    return response.status === 200
+  } catch {
+    return false
   }
-  return condition()
 }
 
 // Readiness right after a signal: 503, or (only once the process is gone) no answer at all.
@@ -507,16 +500,7 @@ t.test('SIGTERM to the npm start process stops the server', { skip: existsSync('
   const npmExited = once(npm, 'exit') as Promise<[number | null, NodeJS.Signals | null]>
   t.teardown(() => { if (npm.exitCode === null && npm.signalCode === null) npm.kill('SIGKILL') })
   const base = `http://127.0.0.1:${port}`
-  let ready = false
-  await untilProbe(() => ready, 30000, async () => {
-    try {
-      const response = await fetch(`${base}/api/v1/ready`)
-      await response.arrayBuffer()
-      ready = response.status === 200
-    } catch {
-      // not listening yet
-    }
-  })
+  const ready = await until(async () => await answersReady(base), 30000)
   t.ok(ready, 'npm start serves', { output })
   // Every process under npm that runs the server: a shell (`sh -c ...`) too, if the script
   // leaves one in between.

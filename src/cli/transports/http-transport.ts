@@ -91,15 +91,28 @@ export async function httpTransport (request: StreamRequest): Promise<EndEvent> 
   return await outcome.result
 }
 
-export function httpRefusal (status: number, text: string): CliError {
+// A refusal by the server: its HTTP status and, when the body is one of the server's errors,
+// the catalogue's code, for callers that treat some refusals as the stream's end.
+export class HttpRefusal extends CliError {
+  readonly status: number
+  readonly code: string | undefined
+  constructor (message: string, status: number, code: string | undefined) {
+    super(message)
+    this.status = status
+    this.code = code
+  }
+}
+
+export function httpRefusal (status: number, text: string): HttpRefusal {
   // A 401 is the one refusal the CLI's own options fix.
   const hint = status === 401 ? '; this server needs an API key: pass --api-key <key> or set STREAMER_API_KEY' : ''
   try {
     const body = JSON.parse(text) as { code?: unknown, message?: unknown, field?: unknown }
     if (typeof body.message === 'string') {
+      const code = typeof body.code === 'string' ? body.code : undefined
       const field = typeof body.field === 'string' ? ` (field ${body.field})` : ''
-      return new CliError(`The server refused the stream: HTTP ${status} ${String(body.code ?? '')}: ${body.message}${field}${hint}`)
+      return new HttpRefusal(`The server refused the stream: HTTP ${status} ${code ?? ''}: ${body.message}${field}${hint}`, status, code)
     }
   } catch {}
-  return new CliError(`The server refused the stream: HTTP ${status}${text === '' ? '' : `: ${text.slice(0, 200)}`}${hint}`)
+  return new HttpRefusal(`The server refused the stream: HTTP ${status}${text === '' ? '' : `: ${text.slice(0, 200)}`}${hint}`, status, undefined)
 }

@@ -91,7 +91,7 @@ export async function pairedTransport (request: StreamRequest): Promise<EndEvent
       // and none after the stop: a 409 means the server ended the stream, and a 503
       // shutting_down that it is draining it (a restart): the chunk was not taken, and the events
       // stream brings the `shutdown` event, the results for what was taken and `end`.
-      if (response.status === 409 || (response.status === 503 && errorCode(text) === 'shutting_down')) {
+      if (refusal.status === 409 || (refusal.status === 503 && refusal.code === 'shutting_down')) {
         serverEnded(refusal)
         return
       }
@@ -146,15 +146,6 @@ async function readEvents (url: URL, auth: Record<string, string>, onEvent: (eve
     }
     lastEventId = feed.lastEventId ?? lastEventId
     if (signal.aborted) return
-  }
-}
-
-// The `code` of an error body, if it is one.
-function errorCode (text: string): unknown {
-  try {
-    return (JSON.parse(text) as { code?: unknown }).code
-  } catch {
-    return undefined
   }
 }
 
