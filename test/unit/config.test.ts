@@ -92,6 +92,7 @@ t.test('valid configs load: defaults, the repository\'s config.json, the flat Ru
   t.equal(defaults.config.log_level, 'info')
   t.same(defaults.config.model, { module: 'dummy', threads: 2, options: {}, timeout_seconds: 30 })
   t.equal(defaults.config.limits.max_sessions, 500)
+  t.equal(defaults.config.vad.threads, 2)
   t.same(defaults.config.paired.cors_origins, ['*'])
 
   const repo = loadConfig({ file: new URL('../../config.json', import.meta.url).pathname, env: {} })
@@ -173,7 +174,7 @@ t.test('valid environment values win over the file; empty ones are unset', async
     TLS_CERT: 'c.pem',
     MODEL_MODULE: './m.ts',
     MODEL_THREADS: '3',
-    VAD_THREADS: '2',
+    VAD_THREADS: '3',
     MAX_CHANNELS: '4',
     MAX_SESSIONS: '10',
     MAX_FRAME_BYTES: '2048',
@@ -206,7 +207,7 @@ t.test('valid environment values win over the file; empty ones are unset', async
   t.equal(config.auth.token_secret, 'a-token-secret-of-at-least-32-characters')
   t.equal(config.metrics.port, 9100)
   t.equal(config.cluster.redis_url, 'redis://127.0.0.1:6379')
-  t.equal(config.vad.threads, 2)
+  t.equal(config.vad.threads, 3)
   t.same([config.limits.max_channels, config.limits.max_sessions, config.limits.max_frame_bytes, config.limits.max_upload_bytes], [4, 10, 2048, 4096])
   t.equal(load({ port: 1 }, { PORT: '' }).config.port, 1)
 })
