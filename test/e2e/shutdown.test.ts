@@ -14,7 +14,7 @@ import { closeCodeOf } from '../../schemas/error-codes.ts'
 import type { EndEvent, StreamEvent } from '../../schemas/events.ts'
 import { createDualProtocolServer, type DualProtocolServer } from '../../src/dual-protocol-server.ts'
 import { loadFixture, type Fixture } from '../helpers/fixtures.ts'
-import { FAST_MODEL } from '../helpers/server.ts'
+import { answersReady, FAST_MODEL } from '../helpers/server.ts'
 import { SseCollector } from '../helpers/sse-collector.ts'
 import { sleep, until } from '../helpers/waiting.ts'
 import { END_TOLERANCE, START_TOLERANCE, assertSegmentedMatchesTruth, finals } from '../helpers/speech-assertions.ts'
@@ -121,17 +121,6 @@ async function startProcess (t: Test, options: { model?: Record<string, unknown>
   await until(async () => done || (ready = await answersReady(running.http)), 30000)
   if (!ready || done) throw new Error(`the server did not become ready: ${stderr}${stdout}`)
   return running
-}
-
-// Whether the server at `base` answers its readiness route with 200 (false while not listening).
-async function answersReady (base: string): Promise<boolean> {
-  try {
-    const response = await fetch(`${base}/api/v1/ready`)
-    await response.arrayBuffer()
-    return response.status === 200
-  } catch {
-    return false
-  }
 }
 
 // Readiness right after a signal: 503, or (only once the process is gone) no answer at all.

@@ -4,8 +4,8 @@ import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { FAST_MODEL } from './server.ts'
-import { sleep } from './waiting.ts'
+import { answersReady, FAST_MODEL } from './server.ts'
+import { until } from './waiting.ts'
 
 // A cluster instance as a real process (src/server.ts), so a test can kill -9 it.
 
@@ -49,17 +49,9 @@ export async function startInstance (name: string, redisUrl: string, cluster: Re
   const exited = new Promise<void>((resolve) => { child.once('exit', () => { resolve() }) })
   process.once('exit', () => { child.kill('SIGKILL') })
   const http = `http://127.0.0.1:${port}`
-  const deadline = Date.now() + 30000
-  while (true) {
-    if (child.exitCode !== null) throw new Error(`instance ${name} exited: ${stderr}`)
-    if (Date.now() > deadline) throw new Error(`instance ${name} not ready: ${stderr}`)
-    try {
-      if ((await fetch(`${http}/api/v1/ready`)).status === 200) break
-    } catch {
-      // not listening yet
-    }
-    await sleep(100)
-  }
+  const ready = await until(async () => child.exitCode !== null || await answersReady(http), 30000)
+  if (child.exitCode !== null) throw new Error(`instance ${name} exited: ${stderr}`)
+  if (!ready) throw new Error(`instance ${name} not ready: ${stderr}`)
   return {
     http,
     kill: async (signal) => {
