@@ -17,7 +17,7 @@
 // Ratios: server CPU to (bare ws + Silero alone), p99 to the goal (silence wait + 150 ms).
 //
 // Run: node bench/capacity.bench.ts [streams=10,100,200,300,400] [seconds=20]
-// Environment: CAPACITY_CONFIG (JSON merged into the server's config, e.g. '{"vad":{"threads":2}}'),
+// Environment: CAPACITY_CONFIG (JSON merged into the server's config, e.g. '{"vad":{"threads":1}}'),
 // BENCH_SERVER_ARGS (Node options for the server, e.g. '--cpu-prof --cpu-prof-dir=/tmp/prof').
 // Writes bench/results/capacity.json.
 import { spawn, type ChildProcess } from 'node:child_process'

@@ -52,7 +52,7 @@ await vad.close()
 
 // Through the worker: 8 streams fed 1 frame (32 ms) per call, as live audio arrives. Main-thread
 // time here is mostly waiting; the number is wall-clock per second of audio across 1 thread.
-const pool = new Piscina({ filename: new URL('../src/audio/vad-worker.ts', import.meta.url).href, minThreads: 1, maxThreads: 1 })
+const pool = new Piscina({ filename: new URL('../src/core/vad-worker.ts', import.meta.url).href, minThreads: 1, maxThreads: 1 })
 const batcher = new VadBatcher(async (task) => await pool.run(task))
 for (const [streams, chunk] of [[1, 1], [8, 1], [8, 8]] as const) {
   const start = performance.now()

@@ -27,7 +27,7 @@ export const VadConfig = Type.Object({
   threshold: Type.Number({ minimum: 0, maximum: 1, default: 0.5, description: 'Speech probability that starts speech' }),
   min_silence_ms: Type.Integer({ minimum: 0, default: 500, description: 'Silence that ends an utterance' }),
   speech_pad_ms: Type.Integer({ minimum: 0, default: 30, description: 'Audio kept before speech start and after speech end' }),
-  threads: Type.Integer({ minimum: 1, default: 1, description: 'Worker threads running Silero VAD; a second takes a task only while the first is busy, and keeps the VAD from falling behind near saturation' })
+  threads: Type.Integer({ minimum: 1, default: 2, description: 'Worker threads running Silero VAD; a second takes a task only while the first is busy, and keeps the VAD from falling behind near saturation' })
 }, { $id: 'VadConfig', additionalProperties: false, description: 'Silero VAD, which cuts the audio into utterances' })
 export type VadConfig = Static<typeof VadConfig>
 

@@ -130,7 +130,7 @@ interface Feeds { input: Float32Array, state: Float32Array, feeds: Record<string
 
 /**
  * One ONNX session. `run` blocks the calling thread (~0.1-0.2 ms per frame), so outside tests it
- * lives in a worker thread (vad-worker.ts), one session per thread.
+ * lives in a worker thread (src/core/vad-worker.ts), one session per thread.
  */
 export class SileroVad {
   readonly #ort: typeof Ort

@@ -9,7 +9,7 @@ import {
 export type { VadResult, VadTask } from './silero-vad.ts'
 
 /**
- * Runs one task in a worker (vad-worker.ts). The task's arrays are views of one SharedArrayBuffer
+ * Runs one task in a worker (src/core/vad-worker.ts). The task's arrays are views of one SharedArrayBuffer
  * (posting it shares it: nothing is copied or transferred), and the worker writes its results
  * into the same buffer (VadTask.probabilities).
  */

@@ -1,5 +1,5 @@
-import { VAD_FRAME_SAMPLES } from '../audio/silero-vad.ts'
-import { VadBatcher, type VadResult, type VadStream, type VadTask } from '../audio/vad-batcher.ts'
+import { VadBatcher, type VadStream } from '../audio/vad-batcher.ts'
+import type { VadWorkerResult, VadWorkerTask } from './vad-worker.ts'
 import { TaskPool } from '../inference/task-pool.ts'
 
 // At low load, VAD requests that can wait are held until this long after the previous dispatch
@@ -23,41 +23,74 @@ const VAD_READY_FRAMES = 128
 // (segmented-runner.ts), and this keeps the wait of an urgent request behind the task in flight
 // where it was (a batch-64 step is ~3.5 ms here, so ~110 ms at worst, under a flood).
 const VAD_TASK_FRAMES = 64 * 32
+// How long the VAD threads may take to load the model before start-up gives up.
+const DEFAULT_START_TIMEOUT_MS = 60_000
 
 export interface VadPoolOptions {
   threads: number
   /** A VAD thread crashed while idle (the pool replaces it). Default: a process warning. */
   onWorkerError?: (error: unknown) => void
+  /** How long the threads may take to load the model before check() fails (default 60 s). */
+  startTimeoutMs?: number
 }
 
 /**
- * The Silero VAD behind every stream: worker threads (src/audio/vad-worker.ts) fed by one
+ * The Silero VAD behind every stream: worker threads (src/core/vad-worker.ts) fed by one
  * cross-stream batcher, so concurrent streams share ONNX runs. The VAD counterpart of ModelPool.
  */
 export class VadPool {
-  readonly #tasks: TaskPool<VadTask, VadResult>
+  readonly #tasks: TaskPool<VadWorkerTask, VadWorkerResult>
   readonly #batcher: VadBatcher
+  // Settles once every thread has loaded the model (or one failed to): started at once, so
+  // close() can wait for it even when nobody called check().
+  readonly #loaded: Promise<void>
+  readonly #report: (error: unknown) => void
   #crashes = 0
 
   constructor (options: VadPoolOptions) {
     const report = options.onWorkerError ??
       ((error: unknown) => { process.emitWarning(`vad worker error: ${String(error)}`) })
-    this.#tasks = new TaskPool<VadTask, VadResult>(new URL('../audio/vad-worker.ts', import.meta.url), {
+    this.#report = (error) => {
+      this.#crashes++
+      report(error)
+    }
+    this.#tasks = new TaskPool<VadWorkerTask, VadWorkerResult>(new URL('./vad-worker.ts', import.meta.url), {
       threads: options.threads,
       name: 'vad',
-      onWorkerError: (error) => {
-        this.#crashes++
-        report(error)
-      }
+      onWorkerError: this.#report
     })
     // One task per thread in flight: what arrives meanwhile joins the next, larger batch; at low
     // load what can wait is held for a shared run (VAD_SHARED_RUN_MS).
-    this.#batcher = new VadBatcher(async (task) => await this.#tasks.run(task), {
+    this.#batcher = new VadBatcher(async (task) => {
+      const result = await this.#tasks.run(task)
+      if ('loaded' in result) throw new Error('a VAD thread answered a batch as a check')
+      return result
+    }, {
       maxInFlight: options.threads,
       gatherMs: VAD_SHARED_RUN_MS,
       readyFrames: VAD_READY_FRAMES,
       maxTaskFrames: VAD_TASK_FRAMES
     })
+    this.#loaded = this.#checkThreads(options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS)
+    // check() reports a failure; this keeps it from also counting as an unhandled rejection.
+    this.#loaded.catch(() => {})
+  }
+
+  async #checkThreads (timeoutMs: number): Promise<void> {
+    const outcomes = await this.#tasks.checkEveryThread((check) => check, timeoutMs,
+      `VAD failed to start: the VAD threads did not load the Silero model within ${timeoutMs} ms`)
+    const crashes: unknown[] = []
+    for (const outcome of outcomes) {
+      if ('crash' in outcome) {
+        this.#report(outcome.crash)
+        crashes.push(outcome.crash)
+      } else if ('loaded' in outcome.result && outcome.result.loadError !== undefined) {
+        throw new Error(`VAD failed to start: ${outcome.result.loadError}`)
+      }
+    }
+    if (crashes.length === this.#tasks.threads) {
+      throw new Error(`VAD failed to start: every VAD thread crashed while loading the Silero model (${String(crashes[0])})`, { cause: crashes[0] })
+    }
   }
 
   /** A VAD stream for one channel of one session. */
@@ -66,11 +99,11 @@ export class VadPool {
   }
 
   /**
-   * Proves a thread can load the model: a worker whose model fails to load rejects its tasks, so
-   * one silent frame at start-up turns that into a start-up error instead of a broken first stream.
+   * Resolves once every VAD thread has loaded the model; rejects, saying why, if one could not
+   * (a start-up error instead of a broken first stream) or none did within the start timeout.
    */
   async check (): Promise<void> {
-    await this.#batcher.createStream().process(new Float32Array(VAD_FRAME_SAMPLES))
+    await this.#loaded
   }
 
   /** VAD batches waiting for a VAD thread. */
@@ -82,7 +115,10 @@ export class VadPool {
    */
   get crashes (): number { return this.#crashes }
 
+  // Waits for the threads' model loads first: a thread terminated while onnxruntime loads the
+  // model aborts the whole process. After a failed or timed-out start the threads are destroyed.
   async close (): Promise<void> {
-    await this.#tasks.close()
+    const started = await this.#loaded.then(() => true, () => false)
+    await (started ? this.#tasks.close() : this.#tasks.destroy())
   }
 }

@@ -17,7 +17,7 @@ import type { ModelConfig } from '../../schemas/config.ts'
 import type { ModelOutput } from './model.ts'
 // Types only: importing the worker module for real would load a model on this thread.
 import type { ModelTask, ModelTaskResult, ModelWorkerData } from './model-worker.ts'
-import { TaskPool } from './task-pool.ts'
+import { TaskPool, type ThreadCheckOutcome } from './task-pool.ts'
 
 export type InferenceErrorCode = 'inference_failed' | 'inference_timeout' | 'internal'
 
@@ -152,40 +152,25 @@ export class ModelPool {
     return pool
   }
 
-  // One check per thread, all at once, with a deadline (a worker that never loads would
-  // otherwise hang here). Each check answers once its thread has loaded and warmed the model;
-  // the barrier keeps each thread holding its check until all have one, so no thread takes two.
+  // One check per thread, all at once, with a deadline (TaskPool.checkEveryThread). Each check
+  // answers once its thread has loaded and warmed the model. A thread that crashed while
+  // loading or warming up is replaced by Piscina, and the replacement warms up in its own
+  // initialisation.
   async #checkThreads (timeoutMs: number, module: string): Promise<void> {
-    const barrier = new SharedArrayBuffer(4)
-    const arrived = new Int32Array(barrier)
-    const crashes: unknown[] = []
-    let gaveUp = false
-    const checks = Promise.all(Array.from({ length: this.threads }, async () => {
-      try {
-        return await this.#tasks.run({ kind: 'check', barrier, threads: this.threads, timeoutMs })
-      } catch (error) {
-        // After the deadline start() destroys the threads, which rejects their checks: no crash.
-        if (gaveUp) return undefined
-        // The thread crashed while loading or warming up (Piscina replaces it, and the
-        // replacement warms up in its own initialisation). Arrive in its place so the other
-        // threads are not held to the timeout.
-        Atomics.add(arrived, 0, 1)
-        Atomics.notify(arrived, 0)
-        this.#onWorkerError(error)
-        crashes.push(error)
-        return undefined
-      }
-    }))
-    let results: Array<ModelTaskResult | undefined>
+    let outcomes: Array<ThreadCheckOutcome<ModelTaskResult>>
     try {
-      results = await withTimeout(checks, timeoutMs, `model "${module}" did not load within ${timeoutMs} ms`)
+      outcomes = await this.#tasks.checkEveryThread((check) => ({ kind: 'check', ...check }), timeoutMs,
+        `model "${module}" did not load within ${timeoutMs} ms`)
     } catch (error) {
-      gaveUp = true
       throw new Error(`model failed to start: ${messageOf(error)}`, { cause: error })
     }
-    for (const result of results) {
-      if (result?.kind === 'warm' && result.loadError !== undefined) {
-        throw new Error(`model failed to start: ${result.loadError}`)
+    const crashes: unknown[] = []
+    for (const outcome of outcomes) {
+      if ('crash' in outcome) {
+        this.#onWorkerError(outcome.crash)
+        crashes.push(outcome.crash)
+      } else if (outcome.result.kind === 'warm' && outcome.result.loadError !== undefined) {
+        throw new Error(`model failed to start: ${outcome.result.loadError}`)
       }
     }
     // A model that crashes on 1 s of silence can never have a warm thread: no use starting.
@@ -395,16 +380,4 @@ function ownWholeBuffer (audio: Float32Array): Float32Array<ArrayBuffer> {
     return audio as Float32Array<ArrayBuffer>
   }
   return audio.slice()
-}
-
-async function withTimeout<T> (promise: Promise<T>, ms: number, message: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => { reject(new Error(message)) }, ms)
-  })
-  try {
-    return await Promise.race([promise, timeout])
-  } finally {
-    clearTimeout(timer)
-  }
 }

@@ -9,6 +9,7 @@
 import { threadId, workerData } from 'node:worker_threads'
 import { fileURLToPath } from 'node:url'
 import type { Model, ModelOutput } from './model.ts'
+import { arriveAndWait, type ThreadCheck } from './thread-check.ts'
 
 export interface ModelWorkerData {
   module: string // absolute file: URL of the model module
@@ -16,10 +17,8 @@ export interface ModelWorkerData {
 }
 
 export type ModelTask =
-  // Start-up's check of one thread: it answers once loaded and warm, then waits (blocked) until
-  // `threads` checks have arrived at `barrier`, which forces Piscina to hand the checks to as
-  // many distinct threads.
-  | { kind: 'check', barrier: SharedArrayBuffer, threads: number, timeoutMs: number }
+  // Start-up's check of one thread (TaskPool.checkEveryThread): it answers once loaded and warm.
+  | ({ kind: 'check' } & ThreadCheck)
   | { kind: 'infer', audio: Float32Array } // 16 kHz mono
 
 export type ModelTaskResult =
@@ -62,18 +61,6 @@ async function loadModel (data: ModelWorkerData): Promise<Model> {
   return model as Model
 }
 
-function arriveAndWait (barrier: SharedArrayBuffer, threads: number, timeoutMs: number): void {
-  const count = new Int32Array(barrier)
-  Atomics.add(count, 0, 1)
-  Atomics.notify(count, 0)
-  const deadline = Date.now() + timeoutMs
-  for (let seen = Atomics.load(count, 0); seen < threads; seen = Atomics.load(count, 0)) {
-    const left = deadline - Date.now()
-    if (left <= 0) return // a peer never came (it crashed, say): do not hold this thread
-    Atomics.wait(count, 0, seen, left)
-  }
-}
-
 async function start (): Promise<(task: ModelTask) => Promise<ModelTaskResult>> {
   let model: Model | undefined
   let loadError: Error | undefined
@@ -99,12 +86,12 @@ async function start (): Promise<(task: ModelTask) => Promise<ModelTaskResult>> 
       const message = loadError?.message ?? 'model not loaded'
       if (task.kind !== 'check') throw new Error(message, { cause: loadError })
       // Still arrive, so the threads that did load are not held at the barrier.
-      arriveAndWait(task.barrier, task.threads, task.timeoutMs)
+      arriveAndWait(task)
       return { kind: 'warm', threadId, loadError: message }
     }
     switch (task.kind) {
       case 'check':
-        arriveAndWait(task.barrier, task.threads, task.timeoutMs)
+        arriveAndWait(task)
         return warmupFailure === undefined ? { kind: 'warm', threadId } : { kind: 'warm', threadId, failure: warmupFailure }
       case 'infer': {
         let output: ModelOutput

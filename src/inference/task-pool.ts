@@ -30,6 +30,7 @@
 //   waits up to 30 s for running tasks first, so `close({ graceMs })` here waits for our own
 //   tasks instead and then destroys.
 import { Piscina } from 'piscina'
+import { arrive, type ThreadCheck } from './thread-check.ts'
 
 type RunOptions = NonNullable<Parameters<Piscina['run']>[1]>
 
@@ -50,6 +51,13 @@ export interface TaskPoolCloseOptions {
   // Without it, Piscina's own close: running tasks may take up to 30 s.
   graceMs?: number
 }
+
+// How one thread's start-up check ended: its answer, or the error of a crash while it loaded.
+export type ThreadCheckOutcome<Result> = { result: Result } | { crash: unknown }
+
+// close() waits at most this long for threads still initialising (see close): longer than any
+// model load seen, short enough not to hold a shutdown up for long behind a load that hangs.
+const INITIALISING_WAIT_MS = 10_000
 
 export class TaskPool<Task, Result> {
   readonly threads: number
@@ -108,6 +116,33 @@ export class TaskPool<Task, Result> {
     })
   }
 
+  // Sends one check to every thread at once and resolves when every thread has answered it
+  // (the worker calls arriveAndWait from thread-check.ts once its module has loaded, which holds
+  // each check until all threads have one) or crashed on it. A thread that crashes is counted in
+  // its place, so the others are not held to the timeout. Rejects with `timeoutMessage` after
+  // timeoutMs (a worker that never loads would otherwise hang start-up); the caller should then
+  // destroy the pool.
+  async checkEveryThread (task: (check: ThreadCheck) => Task, timeoutMs: number, timeoutMessage: string): Promise<Array<ThreadCheckOutcome<Result>>> {
+    const check: ThreadCheck = { barrier: new SharedArrayBuffer(4), threads: this.threads, timeoutMs }
+    const checks = Promise.all(Array.from({ length: this.threads }, async (): Promise<ThreadCheckOutcome<Result>> => {
+      try {
+        return { result: await this.run(task(check)) }
+      } catch (crash) {
+        arrive(check.barrier)
+        return { crash }
+      }
+    }))
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => { reject(new Error(timeoutMessage)) }, timeoutMs)
+    })
+    try {
+      return await Promise.race([checks, timeout])
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
   // Tasks waiting for a free thread.
   get queueSize (): number {
     return this.#pool.queueSize
@@ -124,11 +159,37 @@ export class TaskPool<Task, Result> {
     return this.#readyIds.size
   }
 
+  // Threads Piscina holds that have not finished initialising: replacements still loading their
+  // module (a constructor's own threads count as ready at once, see readyThreads).
+  get #initialisingThreads (): number {
+    let initialising = 0
+    for (const worker of this.#pool.threads) if (!this.#readyIds.has(worker.threadId)) initialising++
+    return initialising
+  }
+
+  // Resolves once no thread is initialising, or after limitMs.
+  async #untilInitialised (limitMs: number): Promise<void> {
+    if (this.#initialisingThreads === 0) return
+    const { promise, resolve } = Promise.withResolvers<void>()
+    // Piscina emits 'workerDestroy' before it drops the thread from its list: look a microtask on.
+    const recheck = (): void => { queueMicrotask(() => { if (this.#initialisingThreads === 0) resolve() }) }
+    this.#pool.on('workerCreate', recheck)
+    this.#pool.on('workerDestroy', recheck)
+    const timer = setTimeout(resolve, limitMs)
+    await promise
+    clearTimeout(timer)
+    this.#pool.off('workerCreate', recheck)
+    this.#pool.off('workerDestroy', recheck)
+  }
+
   // Lets running tasks finish, then ends the threads. With graceMs, running tasks get that
   // long; a thread still busy then (a model blocked for ever) is terminated and its task
-  // rejects, so close always ends.
+  // rejects, so close always ends. A replacement thread still loading its module is waited for
+  // first (up to 10 s): onnxruntime-node aborts the whole process (std::terminate on a
+  // Napi::Error) when a thread is terminated while it loads a model.
   async close (options: TaskPoolCloseOptions = {}): Promise<void> {
     this.#closed = true
+    await this.#untilInitialised(INITIALISING_WAIT_MS)
     if (options.graceMs === undefined) {
       await this.#pool.close()
       return

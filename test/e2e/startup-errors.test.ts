@@ -130,6 +130,15 @@ const cases: Array<{ name: string, env: () => Record<string, string>, expected: 
     expected: `model.module "${join(dir, 'no-model.ts')}": no such file ${join(dir, 'no-model.ts')}`
   },
   {
+    // The model fails after the VAD threads have started loading Silero, and the server closes
+    // them: with more than one VAD thread, start-up once went on while a thread was still loading,
+    // and closing it then made onnxruntime abort the process (SIGABRT, "terminate called after
+    // throwing an instance of 'Napi::Error'") instead of printing this line.
+    name: 'a model module that does not exist, with three VAD threads',
+    env: () => ({ MODEL_MODULE: join(dir, 'no-model.ts'), VAD_THREADS: '3' }),
+    expected: `model.module "${join(dir, 'no-model.ts')}": no such file ${join(dir, 'no-model.ts')}`
+  },
+  {
     name: 'a model module without createModel',
     env: () => ({ MODEL_MODULE: join(MODELS, 'no-create-model.ts'), MODEL_THREADS: '1' }),
     expected: `model failed to start: model module ${join(MODELS, 'no-create-model.ts')} exports no createModel function`

@@ -92,7 +92,7 @@ t.test('valid configs load: defaults, the repository\'s config.json, the flat Ru
   t.equal(defaults.config.log_level, 'info')
   t.same(defaults.config.model, { module: 'dummy', threads: 2, options: {}, timeout_seconds: 30 })
   t.equal(defaults.config.limits.max_sessions, 500)
-  t.equal(defaults.config.vad.threads, 1)
+  t.equal(defaults.config.vad.threads, 2)
   t.same(defaults.config.paired.cors_origins, ['*'])
 
   const repo = loadConfig({ file: new URL('../../config.json', import.meta.url).pathname, env: {} })

@@ -1,5 +1,5 @@
 import t, { type Test } from 'tap'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -7,6 +7,7 @@ import { InferenceError, ModelPool, type ModelPoolOptions } from '../../src/infe
 import type { ModelConfig } from '../../schemas/config.ts'
 import { MARK } from '../fixtures/models/marked-crash-model.ts'
 import { MARK as BLOCKING } from '../fixtures/models/blocking-model.ts'
+import { CRASH } from '../fixtures/models/slow-load-model.ts'
 import { waitUntil } from '../helpers/waiting.ts'
 
 const fixtures = fileURLToPath(new URL('../fixtures/models/', import.meta.url))
@@ -275,6 +276,21 @@ t.test('close ends even while threads are blocked for ever (Atomics.wait, busy l
   t.same(outcomes, ['internal', 'internal'])
   t.equal(pool.crashes, 0, 'threads ended by close are not crashes')
   t.equal(pool.timeouts, 0)
+})
+
+// onnxruntime-node aborts the whole process when a thread is terminated while it loads a model,
+// so close must not end a replacement thread mid-load (it did: it destroyed the threads at once).
+t.test('close waits for a replacement thread that is still loading the model', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'model-pool-'))
+  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+  const log = join(dir, 'loads.log')
+  const pool = await startPool(t, { module: 'slow-load-model.ts', threads: 1, options: { log, load_ms: 300 } })
+  const error = await rejection(pool.infer(marked(CRASH)))
+  t.equal((error as InferenceError).code, 'internal', 'the crash')
+  await pool.close()
+  const lines = readFileSync(log, 'utf8').trim().split('\n')
+  t.equal(lines.filter((line) => line.startsWith('start')).length, 2, 'a replacement started loading', { lines })
+  t.equal(lines.filter((line) => line.startsWith('loaded')).length, 2, 'and finished before close ended it', { lines })
 })
 
 t.test('close lets a running job finish within its grace', async (t) => {

@@ -55,7 +55,7 @@ t.test('fixtures: one utterance per true speech region, at the right times', asy
   const channels = loadChannels(dir)
   t.ok(channels.length >= 5, `${channels.length} channels from the fixtures`)
 
-  const pool = new Piscina({ filename: new URL('../../src/audio/vad-worker.ts', import.meta.url).href, minThreads: 2, maxThreads: 2 })
+  const pool = new Piscina({ filename: new URL('../../src/core/vad-worker.ts', import.meta.url).href, minThreads: 2, maxThreads: 2 })
   t.teardown(() => pool.destroy())
   let tasks = 0
   const batcher = new VadBatcher(async (task) => {
