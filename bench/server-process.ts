@@ -8,8 +8,8 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
+import { answersReady, until } from '../test/helpers/waiting.ts'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 
@@ -39,15 +39,10 @@ export async function startServer (port: number, config: Record<string, unknown>
     env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', STREAMER_CONFIG: join(dir, 'config.json') },
     stdio: ['ignore', 'inherit', 'inherit']
   })
-  for (let i = 0; ; i++) {
-    const ok = await fetch(`http://127.0.0.1:${port}/api/v1/ready`).then((r) => r.ok, () => false)
-    if (ok) return server
-    if (i > 600 || server.exitCode !== null) {
-      server.kill('SIGKILL')
-      throw new Error('the server did not become ready')
-    }
-    await sleep(100)
-  }
+  const ready = await until(async () => server.exitCode !== null || await answersReady(`http://127.0.0.1:${port}`), 60_000)
+  if (ready && server.exitCode === null) return server
+  server.kill('SIGKILL')
+  throw new Error(server.exitCode !== null ? `the server exited (code ${server.exitCode}) before it was ready` : 'the server did not become ready within 60 s')
 }
 
 /** SIGTERM (the server drains what is still open), then SIGKILL if it has not exited within `graceMs`. */

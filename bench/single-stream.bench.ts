@@ -22,7 +22,9 @@
 // Each case gets one unmeasured warm-up run, then `runs` measured runs on the same server (a new
 // connection each); the best and the median are reported beside the issue's goals: simple
 // >= 1000x (16 kHz mono) and >= 500x (48 kHz stereo), segmented >= 150x (16 kHz mono) and
-// >= 120x (48 kHz stereo). Figures from a busy machine are indicative only.
+// >= 120x (48 kHz stereo). Also the client's own CPU (this process, on the same cores) and the
+// ceiling the cores allow: cores / (server + client CPU per audio second), the x real time if
+// both kept every core busy. Figures from a busy machine are indicative only.
 //
 // Run: node bench/single-stream.bench.ts [runs=3] [seconds=60] [frame_ms=250]
 // BENCH_SERVER_ARGS adds Node options to the server; BENCH_CASES runs only the cases it names. Writes bench/results/single-stream.json.
@@ -143,6 +145,11 @@ interface RunFigures {
   cpuSeconds: number
   cpuPerAudioSecond: number
   cpuByThread: Record<string, number> // ms per audio second, by thread name
+  // This process (the client: framing, masking and sending, on the same cores) per audio second.
+  clientCpuPerAudioSecond: number
+  // What the cores allow: x real time if server and client kept every core busy
+  // (cores / (server + client CPU per audio second)).
+  cpuCeilingXRealTime: number
   segments: number[]
   errors: string[]
 }
@@ -177,6 +184,7 @@ async function runOnce (port: number, pid: number, c: Case): Promise<RunFigures>
     client.start(c.format, { interim_results: false })
     await client.waitFor((e) => e.type === 'started', 0, 10_000)
     const cpuFrom = cpuSnapshot(pid)
+    const clientFrom = process.cpuUsage()
     const t0 = performance.now()
     await sendFast(client.socket, c.pcm, c.frameBytes)
     const sent = performance.now()
@@ -184,6 +192,7 @@ async function runOnce (port: number, pid: number, c: Case): Promise<RunFigures>
     const end = await client.waitFor((e) => e.type === 'end', 0, END_TIMEOUT_MS) as EndEvent
     const t1 = performance.now()
     const cpuTo = cpuSnapshot(pid)
+    const clientUsage = process.cpuUsage(clientFrom)
     const cpu = cpuBetween(cpuFrom, cpuTo)
     const audioSeconds = c.pcm.length / (c.format.sample_rate * c.format.channels * c.format.bit_depth / 8)
     const errors = client.events.filter((e): e is ErrorEvent => e.type === 'error').map((e) => `${e.code}: ${e.message}`)
@@ -196,7 +205,9 @@ async function runOnce (port: number, pid: number, c: Case): Promise<RunFigures>
     for (const [name, value] of Object.entries(cpuByThreadName(cpuFrom, cpuTo))) {
       if (value * 1000 / audioSeconds >= 0.01) cpuByThread[name] = value * 1000 / audioSeconds
     }
-    return { wallSeconds, sendSeconds: (sent - t0) / 1000, xRealTime: audioSeconds / wallSeconds, cpuSeconds: cpu, cpuPerAudioSecond: cpu / audioSeconds, cpuByThread, segments: end.segments, errors }
+    const clientCpuPerAudioSecond = (clientUsage.user + clientUsage.system) / 1e6 / audioSeconds
+    const cpuCeilingXRealTime = cpus().length / (cpu / audioSeconds + clientCpuPerAudioSecond)
+    return { wallSeconds, sendSeconds: (sent - t0) / 1000, xRealTime: audioSeconds / wallSeconds, cpuSeconds: cpu, cpuPerAudioSecond: cpu / audioSeconds, cpuByThread, clientCpuPerAudioSecond, cpuCeilingXRealTime, segments: end.segments, errors }
   } finally {
     client.close()
   }
@@ -221,6 +232,7 @@ interface CaseResult {
   medianXRealTime: number
   bestCpuPerAudioSecond: number
   medianCpuPerAudioSecond: number
+  medianCpuCeilingXRealTime: number
   runs: RunFigures[]
 }
 
@@ -240,7 +252,7 @@ try {
       await sleep(300)
       const f = await runOnce(port, pid, c)
       figures.push(f)
-      console.log(`  ${c.name} run ${r + 1}: ${f.xRealTime.toFixed(0)}x real time (${(f.wallSeconds * 1000).toFixed(0)} ms wall, sent in ${(f.sendSeconds * 1000).toFixed(0)} ms), server CPU ${(f.cpuPerAudioSecond * 1000).toFixed(2)} ms per audio second (${Object.entries(f.cpuByThread).sort((a, b) => b[1] - a[1]).map(([name, ms]) => `${name} ${ms.toFixed(2)}`).join(', ')}), segments ${f.segments.join('+')}${f.errors.length > 0 ? `, errors: ${f.errors.slice(0, 3).join('; ')}` : ''}`)
+      console.log(`  ${c.name} run ${r + 1}: ${f.xRealTime.toFixed(0)}x real time (${(f.wallSeconds * 1000).toFixed(0)} ms wall, sent in ${(f.sendSeconds * 1000).toFixed(0)} ms), server CPU ${(f.cpuPerAudioSecond * 1000).toFixed(2)} ms per audio second (${Object.entries(f.cpuByThread).sort((a, b) => b[1] - a[1]).map(([name, ms]) => `${name} ${ms.toFixed(2)}`).join(', ')}), client CPU ${(f.clientCpuPerAudioSecond * 1000).toFixed(2)} ms, ceiling ${f.cpuCeilingXRealTime.toFixed(0)}x, segments ${f.segments.join('+')}${f.errors.length > 0 ? `, errors: ${f.errors.slice(0, 3).join('; ')}` : ''}`)
       if (f.errors.length > 0) failed = true
     }
     const x = figures.map((f) => f.xRealTime)
@@ -256,6 +268,7 @@ try {
       medianXRealTime: median(x),
       bestCpuPerAudioSecond: Math.min(...cpu),
       medianCpuPerAudioSecond: median(cpu),
+      medianCpuCeilingXRealTime: median(figures.map((f) => f.cpuCeilingXRealTime)),
       runs: figures
     })
   }
@@ -267,10 +280,11 @@ try {
 }
 
 const met = (value: number, goal: number): string => value >= goal ? 'met' : 'NOT met'
-console.log('\n| case | x real time, best | x real time, median | goal | server CPU ms / audio s, best | server CPU ms / audio s, median |')
-console.log('| --- | --- | --- | --- | --- | --- |')
+console.log(`\nceiling: x real time if the server and this client kept all ${cpus().length} cores busy, ${cpus().length} / (server + client CPU per audio second)`)
+console.log('| case | x real time, best | x real time, median | goal | server CPU ms / audio s, best | server CPU ms / audio s, median | ceiling, median |')
+console.log('| --- | --- | --- | --- | --- | --- | --- |')
 for (const r of results) {
-  console.log(`| ${r.name} | ${r.bestXRealTime.toFixed(0)}x (${met(r.bestXRealTime, r.goalXRealTime)}) | ${r.medianXRealTime.toFixed(0)}x (${met(r.medianXRealTime, r.goalXRealTime)}) | >= ${r.goalXRealTime}x | ${(r.bestCpuPerAudioSecond * 1000).toFixed(2)} | ${(r.medianCpuPerAudioSecond * 1000).toFixed(2)} |`)
+  console.log(`| ${r.name} | ${r.bestXRealTime.toFixed(0)}x (${met(r.bestXRealTime, r.goalXRealTime)}) | ${r.medianXRealTime.toFixed(0)}x (${met(r.medianXRealTime, r.goalXRealTime)}) | >= ${r.goalXRealTime}x | ${(r.bestCpuPerAudioSecond * 1000).toFixed(2)} | ${(r.medianCpuPerAudioSecond * 1000).toFixed(2)} | ${r.medianCpuCeilingXRealTime.toFixed(0)}x |`)
 }
 mkdirSync(join(here, 'results'), { recursive: true })
 const out = join(here, 'results', 'single-stream.json')

@@ -4,8 +4,8 @@ import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { answersReady, FAST_MODEL } from './server.ts'
-import { until } from './waiting.ts'
+import { FAST_MODEL } from './server.ts'
+import { answersReady, until } from './waiting.ts'
 
 // A cluster instance as a real process (src/server.ts), so a test can kill -9 it.
 

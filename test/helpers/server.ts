@@ -27,15 +27,3 @@ export async function startServer (overrides: Record<string, unknown> = {}): Pro
   const secure = config.tls_key !== undefined ? 's' : ''
   return { app, port, http: `http${secure}://127.0.0.1:${port}`, ws: `ws${secure}://127.0.0.1:${port}`, close: () => app.close() }
 }
-
-// Whether the server at `base` answers its readiness route with 200 (false while it is not
-// listening yet): for a server started as a process of its own.
-export async function answersReady (base: string): Promise<boolean> {
-  try {
-    const response = await fetch(`${base}/api/v1/ready`)
-    await response.arrayBuffer()
-    return response.status === 200
-  } catch {
-    return false
-  }
-}

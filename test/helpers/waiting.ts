@@ -34,3 +34,16 @@ export async function retryWhile<T> (attempt: () => Promise<T>, again: (answer: 
 export async function waitUntil (what: string, condition: () => boolean | Promise<boolean>, timeoutMs = PATIENCE_MS): Promise<void> {
   if (!(await until(condition, timeoutMs))) throw new Error(`timed out waiting until ${what}`)
 }
+
+// Whether the server at `base` answers its readiness route with 200 (false while it is not
+// listening yet): for a server started as a process of its own (tests and the
+// benchmarks' server, bench/server-process.ts).
+export async function answersReady (base: string): Promise<boolean> {
+  try {
+    const response = await fetch(`${base}/api/v1/ready`)
+    await response.arrayBuffer()
+    return response.status === 200
+  } catch {
+    return false
+  }
+}
