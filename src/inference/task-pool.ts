@@ -6,8 +6,8 @@
 //   replaced;
 // - a thread that crashes while idle emits 'error' on the pool, which kills the process unless
 //   someone listens: we always listen and hand it to `onWorkerError`;
-// - a worker file that fails to load makes later run() calls hang, so owners should prove the
-//   file loads at start-up (ModelPool checks every thread with a timeout);
+// - a worker file that fails to load makes later run() calls hang, so owners prove the file
+//   loads at start-up (checkEveryThread, with a timeout; ModelPool and VadPool both do);
 // - `pool.utilization` is wrong in 5.3: not exposed here;
 // - a thread that exits (process.exit) while idle is replaced without any event;
 // - aborting the AbortSignal given to run() rejects the task at once (AbortError, the reason as
@@ -29,6 +29,9 @@
 // - destroy() terminates every thread at once and rejects queued and running tasks; close()
 //   waits up to 30 s for running tasks first, so `close({ graceMs })` here waits for our own
 //   tasks instead and then destroys.
+// Not Piscina's, but why close() waits for threads still initialising: onnxruntime-node aborts
+// the whole process (std::terminate on a Napi::Error) when a thread is terminated while it loads
+// a model (seen with Silero, test/unit/vad-pool.test.ts).
 import { Piscina } from 'piscina'
 import { arrive, type ThreadCheck } from './thread-check.ts'
 
