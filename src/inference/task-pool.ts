@@ -26,9 +26,12 @@
 // - a replacement that dies before READY is not replaced, and from then on Piscina replaces no
 //   crashed thread (`workerFailsDuringBootstrap` stays set); an aborted task's thread is still
 //   replaced (that path calls _ensureMinimumWorkers directly). `readyThreads` shows the loss;
-// - destroy() terminates every thread at once and rejects queued and running tasks; close()
-//   waits up to 30 s for running tasks first, so `close({ graceMs })` here waits for our own
-//   tasks instead and then destroys.
+// - destroy() terminates every thread at once and rejects queued and running tasks;
+// - close() is meant to wait (up to 30 s) for running tasks, but can return while a thread is
+//   still running one: its onPoolFlushed counts a worker as done once per 'taskDone' listener it
+//   registered (one plus one per worker), so with two threads busy, the first task to finish
+//   resolves it and destroy() terminates the other thread mid-task. So close() here never uses
+//   it: it waits for our own tasks (run() counts them) and then destroys.
 // Not Piscina's, but why close() waits for threads still initialising: onnxruntime-node aborts
 // the whole process (std::terminate on a Napi::Error) when a thread is terminated while it loads
 // a model (seen with Silero, test/unit/vad-pool.test.ts).
@@ -50,10 +53,12 @@ export interface TaskPoolOptions {
 }
 
 export interface TaskPoolCloseOptions {
-  // Wait at most this long for running tasks, then terminate the threads (their tasks reject).
-  // Without it, Piscina's own close: running tasks may take up to 30 s.
+  // Wait at most this long for running and queued tasks, then terminate the threads (their
+  // tasks reject). Default 30 s, Piscina's own close timeout.
   graceMs?: number
 }
+
+const DEFAULT_CLOSE_GRACE_MS = 30_000
 
 // How one thread's start-up check ended: its answer, or the error of a crash while it loaded.
 export type ThreadCheckOutcome<Result> = { result: Result } | { crash: unknown }
@@ -185,22 +190,18 @@ export class TaskPool<Task, Result> {
     this.#pool.off('workerDestroy', recheck)
   }
 
-  // Lets running tasks finish, then ends the threads. With graceMs, running tasks get that
-  // long; a thread still busy then (a model blocked for ever) is terminated and its task
+  // Lets running and queued tasks finish, then ends the threads. They get graceMs (default
+  // 30 s); a thread still busy then (a model blocked for ever) is terminated and its task
   // rejects, so close always ends. A replacement thread still loading its module is waited for
   // first (up to 10 s): onnxruntime-node aborts the whole process (std::terminate on a
   // Napi::Error) when a thread is terminated while it loads a model.
   async close (options: TaskPoolCloseOptions = {}): Promise<void> {
     this.#closed = true
     await this.#untilInitialised(INITIALISING_WAIT_MS)
-    if (options.graceMs === undefined) {
-      await this.#pool.close()
-      return
-    }
     if (this.#inFlight > 0) {
       const { promise, resolve } = Promise.withResolvers<void>()
       this.#onIdle = resolve
-      const timer = setTimeout(resolve, options.graceMs)
+      const timer = setTimeout(resolve, options.graceMs ?? DEFAULT_CLOSE_GRACE_MS)
       await promise
       clearTimeout(timer)
     }
