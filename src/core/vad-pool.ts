@@ -44,20 +44,18 @@ export class VadPool {
   // Settles once every thread has loaded the model (or one failed to): started at once, so
   // close() can wait for it even when nobody called check().
   readonly #loaded: Promise<void>
-  readonly #report: (error: unknown) => void
   #crashes = 0
 
   constructor (options: VadPoolOptions) {
     const report = options.onWorkerError ??
       ((error: unknown) => { process.emitWarning(`vad worker error: ${String(error)}`) })
-    this.#report = (error) => {
-      this.#crashes++
-      report(error)
-    }
     this.#tasks = new TaskPool<VadWorkerTask, VadWorkerResult>(new URL('./vad-worker.ts', import.meta.url), {
       threads: options.threads,
       name: 'vad',
-      onWorkerError: this.#report
+      onWorkerError: (error) => {
+        this.#crashes++
+        report(error)
+      }
     })
     // One task per thread in flight: what arrives meanwhile joins the next, larger batch; at low
     // load what can wait is held for a shared run (VAD_SHARED_RUN_MS).
@@ -77,19 +75,12 @@ export class VadPool {
   }
 
   async #checkThreads (timeoutMs: number): Promise<void> {
-    const outcomes = await this.#tasks.checkEveryThread((check) => check, timeoutMs,
-      `VAD failed to start: the VAD threads did not load the Silero model within ${timeoutMs} ms`)
-    const crashes: unknown[] = []
-    for (const outcome of outcomes) {
-      if ('crash' in outcome) {
-        this.#report(outcome.crash)
-        crashes.push(outcome.crash)
-      } else if ('loaded' in outcome.result && outcome.result.loadError !== undefined) {
-        throw new Error(`VAD failed to start: ${outcome.result.loadError}`)
-      }
-    }
-    if (crashes.length === this.#tasks.threads) {
-      throw new Error(`VAD failed to start: every VAD thread crashed while loading the Silero model (${String(crashes[0])})`, { cause: crashes[0] })
+    const answers = await this.#tasks.checkEveryThread((check) => check, timeoutMs, {
+      timeout: `VAD failed to start: the VAD threads did not load the Silero model within ${timeoutMs} ms`,
+      allCrashed: 'VAD failed to start: every VAD thread crashed while loading the Silero model'
+    })
+    for (const answer of answers) {
+      if ('loaded' in answer && answer.loadError !== undefined) throw new Error(`VAD failed to start: ${answer.loadError}`)
     }
   }
 

@@ -17,7 +17,7 @@ import type { ModelConfig } from '../../schemas/config.ts'
 import type { ModelOutput } from './model.ts'
 // Types only: importing the worker module for real would load a model on this thread.
 import type { ModelTask, ModelTaskResult, ModelWorkerData } from './model-worker.ts'
-import { TaskPool, type ThreadCheckOutcome } from './task-pool.ts'
+import { TaskPool } from './task-pool.ts'
 
 export type InferenceErrorCode = 'inference_failed' | 'inference_timeout' | 'internal'
 
@@ -153,29 +153,22 @@ export class ModelPool {
   }
 
   // One check per thread, all at once, with a deadline (TaskPool.checkEveryThread). Each check
-  // answers once its thread has loaded and warmed the model. A thread that crashed while
-  // loading or warming up is replaced by Piscina, and the replacement warms up in its own
-  // initialisation.
+  // answers once its thread has loaded and warmed the model. A model that crashes on 1 s of
+  // silence can never have a warm thread, so every thread crashing fails start-up.
   async #checkThreads (timeoutMs: number, module: string): Promise<void> {
-    let outcomes: Array<ThreadCheckOutcome<ModelTaskResult>>
+    let answers: ModelTaskResult[]
     try {
-      outcomes = await this.#tasks.checkEveryThread((check) => ({ kind: 'check', ...check }), timeoutMs,
-        `model "${module}" did not load within ${timeoutMs} ms`)
+      answers = await this.#tasks.checkEveryThread((check) => ({ kind: 'check', ...check }), timeoutMs, {
+        timeout: `model "${module}" did not load within ${timeoutMs} ms`,
+        allCrashed: 'every model thread crashed while loading or warming up the model'
+      })
     } catch (error) {
       throw new Error(`model failed to start: ${messageOf(error)}`, { cause: error })
     }
-    const crashes: unknown[] = []
-    for (const outcome of outcomes) {
-      if ('crash' in outcome) {
-        this.#onWorkerError(outcome.crash)
-        crashes.push(outcome.crash)
-      } else if (outcome.result.kind === 'warm' && outcome.result.loadError !== undefined) {
-        throw new Error(`model failed to start: ${outcome.result.loadError}`)
+    for (const answer of answers) {
+      if (answer.kind === 'warm' && answer.loadError !== undefined) {
+        throw new Error(`model failed to start: ${answer.loadError}`)
       }
-    }
-    // A model that crashes on 1 s of silence can never have a warm thread: no use starting.
-    if (crashes.length === this.threads) {
-      throw new Error(`model failed to start: every model thread crashed while loading or warming up the model (${messageOf(crashes[0])})`, { cause: crashes[0] })
     }
   }
 

@@ -60,9 +60,6 @@ export interface TaskPoolCloseOptions {
 
 const DEFAULT_CLOSE_GRACE_MS = 30_000
 
-// How one thread's start-up check ended: its answer, or the error of a crash while it loaded.
-export type ThreadCheckOutcome<Result> = { result: Result } | { crash: unknown }
-
 // close() waits at most this long for threads still initialising (see close): longer than any
 // model load seen, short enough not to hold a shutdown up for long behind a load that hangs.
 const INITIALISING_WAIT_MS = 10_000
@@ -71,6 +68,7 @@ export class TaskPool<Task, Result> {
   readonly threads: number
   readonly name: string
   readonly #pool: Piscina<Task, Result>
+  readonly #onWorkerError: (error: unknown) => void
   // Thread ids Piscina reported ready and not yet removed (see readyThreads).
   readonly #readyIds = new Set<number>()
   #inFlight = 0
@@ -98,6 +96,7 @@ export class TaskPool<Task, Result> {
     })
     const onWorkerError = options.onWorkerError ??
       ((error: unknown) => { process.emitWarning(`${this.name} worker error: ${String(error)}`) })
+    this.#onWorkerError = onWorkerError
     this.#pool.on('error', onWorkerError)
     const onThreadReady = options.onThreadReady
     this.#pool.on('workerCreate', (worker: { id: number }) => {
@@ -124,31 +123,42 @@ export class TaskPool<Task, Result> {
     })
   }
 
-  // Sends one check to every thread at once and resolves when every thread has answered it
-  // (the worker calls arriveAndWait from thread-check.ts once its module has loaded, which holds
-  // each check until all threads have one) or crashed on it. A thread that crashes is counted in
-  // its place, so the others are not held to the timeout. Rejects with `timeoutMessage` after
-  // timeoutMs (a worker that never loads would otherwise hang start-up); the caller should then
-  // destroy the pool.
-  async checkEveryThread (task: (check: ThreadCheck) => Task, timeoutMs: number, timeoutMessage: string): Promise<Array<ThreadCheckOutcome<Result>>> {
+  // Sends one check to every thread at once and resolves with the answers of the threads that
+  // answered it (the worker calls arriveAndWait from thread-check.ts once its module has loaded,
+  // which holds each check until all threads have one). A thread that crashed on its check is
+  // reported to onWorkerError and counted in its place, so the others are not held to the
+  // timeout; Piscina replaces it, and the replacement loads in its own initialisation. Rejects
+  // with `messages.allCrashed` (and the first crash's message) if every thread crashed, and with
+  // `messages.timeout` after timeoutMs (a worker that never loads would otherwise hang start-up);
+  // the caller should then destroy the pool.
+  async checkEveryThread (task: (check: ThreadCheck) => Task, timeoutMs: number, messages: { timeout: string, allCrashed: string }): Promise<Result[]> {
     const check: ThreadCheck = { barrier: new SharedArrayBuffer(4), threads: this.threads, timeoutMs }
-    const checks = Promise.all(Array.from({ length: this.threads }, async (): Promise<ThreadCheckOutcome<Result>> => {
+    const crashes: unknown[] = []
+    const checks = Promise.all(Array.from({ length: this.threads }, async (): Promise<Result[]> => {
       try {
-        return { result: await this.run(task(check)) }
+        return [await this.run(task(check))]
       } catch (crash) {
         arrive(check.barrier)
-        return { crash }
+        crashes.push(crash)
+        return []
       }
     }))
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => { reject(new Error(timeoutMessage)) }, timeoutMs)
+      timer = setTimeout(() => { reject(new Error(messages.timeout)) }, timeoutMs)
     })
+    let answers: Result[][]
     try {
-      return await Promise.race([checks, timeout])
+      answers = await Promise.race([checks, timeout])
     } finally {
       clearTimeout(timer)
     }
+    for (const crash of crashes) this.#onWorkerError(crash)
+    if (crashes.length === this.threads) {
+      const first = crashes[0]
+      throw new Error(`${messages.allCrashed} (${first instanceof Error ? first.message : String(first)})`, { cause: first })
+    }
+    return answers.flat()
   }
 
   // Tasks waiting for a free thread.
