@@ -51,8 +51,17 @@ export interface VadResult {
   states: Float32Array
 }
 
-/** Path of the Silero v5 model shipped beside this module (models/, MIT licence in models/LICENSE). */
+/**
+ * Path of the model SileroVad runs: Silero v5's 16 kHz graph reshaped to take many frames of a
+ * stream in one run (scripts/derive-silero-sequence.py says how and why; same weights, MIT
+ * licence in models/LICENSE).
+ */
 export function sileroModelPath (): string {
+  return fileURLToPath(new URL('./models/silero_vad_v5_sequence.onnx', import.meta.url))
+}
+
+/** Path of the upstream Silero v5 model, unchanged: the source of the derived one, and what tests compare it with. */
+export function sileroUpstreamModelPath (): string {
   return fileURLToPath(new URL('./models/silero_vad_v5.onnx', import.meta.url))
 }
 
@@ -125,8 +134,15 @@ async function publicSession (ort: typeof Ort, path: string): Promise<VadSession
   }
 }
 
-// One batch size's inputs (see SileroVad.#feedsFor).
+// One run shape's inputs (see SileroVad.#feedsFor).
 interface Feeds { input: Float32Array, state: Float32Array, feeds: Record<string, Ort.Tensor> }
+
+// Most frames per stream in one run: a longer request runs as several, the state carried between
+// them, so the input buffer stays bounded (~1.2 MiB at 8 streams of 64 frames) whatever a
+// request holds.
+const MAX_RUN_STEPS = 64
+// Run shapes whose tensors are kept for reuse; live streams use a handful (batch x 1-3 frames).
+const MAX_CACHED_SHAPES = 64
 
 /**
  * One ONNX session. `run` blocks the calling thread (~0.1-0.2 ms per frame), so outside tests it
@@ -135,39 +151,36 @@ interface Feeds { input: Float32Array, state: Float32Array, feeds: Record<string
 export class SileroVad {
   readonly #ort: typeof Ort
   readonly #session: VadSession
-  // The model takes the sample rate as an int64 scalar; it never changes.
-  readonly #sr: Ort.Tensor
   #input = new Float32Array(0)
   #state = new Float32Array(0)
-  readonly #feeds = new Map<number, Feeds>()
+  readonly #feeds = new Map<string, Feeds>()
 
   private constructor (ort: typeof Ort, session: VadSession) {
     this.#ort = ort
     this.#session = session
-    this.#sr = new ort.Tensor('int64', BigInt64Array.from([BigInt(VAD_SAMPLE_RATE)]), [])
   }
 
-  // The input arrays and tensors of a run of batch b, refilled every step (every value is
-  // written: a run reads them while it runs and keeps nothing). The arrays are views of two
-  // buffers sized for the largest batch so far, so every batch size seen costs a tensor object,
-  // not its own arrays.
-  #feedsFor (b: number): Feeds {
-    if (b * INPUT_SAMPLES > this.#input.length) {
-      this.#input = new Float32Array(b * INPUT_SAMPLES)
-      this.#state = new Float32Array(2 * b * STATE_HALF)
+  // The input arrays and tensors of a run of b streams by t frames, refilled every run (every
+  // value is written: a run reads them while it runs and keeps nothing). The arrays are views of
+  // two buffers sized for the largest run so far, so a run shape seen before costs nothing new.
+  #feedsFor (b: number, t: number): Feeds {
+    if (b * t * INPUT_SAMPLES > this.#input.length || 2 * b * STATE_HALF > this.#state.length) {
+      this.#input = new Float32Array(Math.max(this.#input.length, b * t * INPUT_SAMPLES))
+      this.#state = new Float32Array(Math.max(this.#state.length, 2 * b * STATE_HALF))
       this.#feeds.clear()
     }
-    let entry = this.#feeds.get(b)
+    const key = `${b}x${t}`
+    let entry = this.#feeds.get(key)
     if (entry === undefined) {
-      const input = this.#input.subarray(0, b * INPUT_SAMPLES)
+      if (this.#feeds.size >= MAX_CACHED_SHAPES) this.#feeds.clear()
+      const input = this.#input.subarray(0, b * t * INPUT_SAMPLES)
       const state = this.#state.subarray(0, 2 * b * STATE_HALF)
       const feeds = {
-        input: new this.#ort.Tensor('float32', input, [b, INPUT_SAMPLES]),
-        state: new this.#ort.Tensor('float32', state, [2, b, STATE_HALF]),
-        sr: this.#sr
+        input: new this.#ort.Tensor('float32', input, [b, t, INPUT_SAMPLES]),
+        state: new this.#ort.Tensor('float32', state, [2, b, STATE_HALF])
       }
       entry = { input, state, feeds }
-      this.#feeds.set(b, entry)
+      this.#feeds.set(key, entry)
     }
     return entry
   }
@@ -182,59 +195,80 @@ export class SileroVad {
     const ort = await import('onnxruntime-node')
     const session = (options.api === 'public' ? null : await nativeSession(path)) ?? await publicSession(ort, path)
     const missing = [
-      ...['input', 'state', 'sr'].filter(name => !session.inputNames.includes(name)).map(name => `no input named ${name}`),
+      ...['input', 'state'].filter(name => !session.inputNames.includes(name)).map(name => `no input named ${name}`),
+      // Upstream's graph has these names too, and sr besides: one frame per run, which run() does not feed.
+      ...(session.inputNames.includes('sr') ? ['an input named sr (the upstream graph, not its sequence form)'] : []),
       ...['output', 'stateN'].filter(name => !session.outputNames.includes(name)).map(name => `no output named ${name}`)
     ]
     if (missing.length > 0) {
       await session.release()
-      throw new Error(`${path}: ${missing.join(', ')}; not Silero VAD v5`)
+      throw new Error(`${path}: ${missing.join(', ')}; not Silero VAD v5 in the sequence form of scripts/derive-silero-sequence.py`)
     }
     return new SileroVad(ort, session)
   }
 
   /**
-   * Runs all items together: at step s, every item with more than s frames contributes its
-   * frame s to one batched run. Contexts and states are updated in place (and returned).
+   * Runs all items: items with the same number of frames share runs of [streams, frames] (the
+   * model runs one stream's frames in order inside one run), so a task costs one run per distinct
+   * frame count (live streams send 1-3 frames each: a few runs), not one per frame. Contexts and
+   * states are updated in place (and returned).
    */
   async run (items: VadItem[]): Promise<VadItemResult[]> {
-    const steps = items.map((item, i) => {
+    const byLength = new Map<number, number[]>()
+    items.forEach((item, i) => {
       if (item.frames.length % VAD_FRAME_SAMPLES !== 0) {
         throw new RangeError(`item ${i}: ${item.frames.length} samples is not a whole number of ${VAD_FRAME_SAMPLES}-sample frames`)
       }
       if (item.context.length !== VAD_CONTEXT_SAMPLES) throw new RangeError(`item ${i}: context must have ${VAD_CONTEXT_SAMPLES} samples`)
       if (item.state.length !== VAD_STATE_SIZE) throw new RangeError(`item ${i}: state must have ${VAD_STATE_SIZE} values`)
-      return item.frames.length / VAD_FRAME_SAMPLES
+      const steps = item.frames.length / VAD_FRAME_SAMPLES
+      if (steps === 0) return
+      const group = byLength.get(steps)
+      if (group === undefined) byLength.set(steps, [i])
+      else group.push(i)
     })
-    const probabilities = steps.map(n => new Float32Array(n))
-    const maxSteps = Math.max(0, ...steps)
-
-    for (let step = 0; step < maxSteps; step++) {
-      const active: number[] = []
-      for (let i = 0; i < items.length; i++) if ((steps[i] ?? 0) > step) active.push(i)
-      const b = active.length
-      const { input, state, feeds } = this.#feedsFor(b)
-      active.forEach((i, row) => {
-        const item = items[i] as VadItem
-        const frame = item.frames.subarray(step * VAD_FRAME_SAMPLES, (step + 1) * VAD_FRAME_SAMPLES)
-        input.set(item.context, row * INPUT_SAMPLES)
-        input.set(frame, row * INPUT_SAMPLES + VAD_CONTEXT_SAMPLES)
-        // Per stream the state is [2][128]; batched it is [2][B][128].
-        state.set(item.state.subarray(0, STATE_HALF), row * STATE_HALF)
-        state.set(item.state.subarray(STATE_HALF), (b + row) * STATE_HALF)
-      })
-      const out = await this.#session.run(feeds)
-      const output = out.output?.data as Float32Array
-      const stateN = out.stateN?.data as Float32Array
-      active.forEach((i, row) => {
-        const item = items[i] as VadItem
-        const itemProbabilities = probabilities[i] as Float32Array
-        itemProbabilities[step] = output[row] as number
-        item.state.set(stateN.subarray(row * STATE_HALF, (row + 1) * STATE_HALF), 0)
-        item.state.set(stateN.subarray((b + row) * STATE_HALF, (b + row + 1) * STATE_HALF), STATE_HALF)
-        item.context.set(item.frames.subarray((step + 1) * VAD_FRAME_SAMPLES - VAD_CONTEXT_SAMPLES, (step + 1) * VAD_FRAME_SAMPLES))
-      })
+    const probabilities = items.map(item => new Float32Array(item.frames.length / VAD_FRAME_SAMPLES))
+    for (const [steps, group] of byLength) {
+      for (let first = 0; first < steps; first += MAX_RUN_STEPS) {
+        await this.#runSteps(items, group, first, Math.min(MAX_RUN_STEPS, steps - first), probabilities)
+      }
     }
     return items.map((item, i) => ({ probabilities: probabilities[i] as Float32Array, context: item.context, state: item.state }))
+  }
+
+  // One run: frames [first, first + t) of each item in `group`.
+  async #runSteps (items: VadItem[], group: number[], first: number, t: number, probabilities: Float32Array[]): Promise<void> {
+    const b = group.length
+    const { input, state, feeds } = this.#feedsFor(b, t)
+    group.forEach((i, row) => {
+      const item = items[i] as VadItem
+      // Each frame goes in with the 64 samples before it: the stream's context for its first
+      // frame, the end of the previous frame after that.
+      for (let step = 0; step < t; step++) {
+        const at = (row * t + step) * INPUT_SAMPLES
+        const start = (first + step) * VAD_FRAME_SAMPLES
+        if (start === 0) {
+          input.set(item.context, at)
+          input.set(item.frames.subarray(0, VAD_FRAME_SAMPLES), at + VAD_CONTEXT_SAMPLES)
+        } else {
+          input.set(item.frames.subarray(start - VAD_CONTEXT_SAMPLES, start + VAD_FRAME_SAMPLES), at)
+        }
+      }
+      // Per stream the state is [2][128]; batched it is [2][B][128].
+      state.set(item.state.subarray(0, STATE_HALF), row * STATE_HALF)
+      state.set(item.state.subarray(STATE_HALF), (b + row) * STATE_HALF)
+    })
+    const out = await this.#session.run(feeds)
+    const output = out.output?.data as Float32Array
+    const stateN = out.stateN?.data as Float32Array
+    group.forEach((i, row) => {
+      const item = items[i] as VadItem
+      ;(probabilities[i] as Float32Array).set(output.subarray(row * t, (row + 1) * t), first)
+      item.state.set(stateN.subarray(row * STATE_HALF, (row + 1) * STATE_HALF), 0)
+      item.state.set(stateN.subarray((b + row) * STATE_HALF, (b + row + 1) * STATE_HALF), STATE_HALF)
+      const end = (first + t) * VAD_FRAME_SAMPLES
+      item.context.set(item.frames.subarray(end - VAD_CONTEXT_SAMPLES, end))
+    })
   }
 
   /**

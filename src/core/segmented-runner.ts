@@ -13,9 +13,10 @@ const VAD_FRAME = VAD_FRAME_SAMPLES // Silero v5 frame at 16 kHz (32 ms)
 // file, a client catching up) waits for one worker round trip per request, and its frames are
 // sequential (the LSTM state), so the request size sets its pace. One 48 kHz stereo stream sent
 // as fast as possible, 60 s, median of 3, two interleaved rounds: 32 frames 106x / 111x real
-// time, 64 frames 125x / 148x (128: 134x / 125x). The VAD pool caps a task's frames over all
-// streams (VAD_TASK_FRAMES), so many such streams at once do not make longer tasks for the
-// requests that wait behind them; at batch 1-2 a request of 64 is ~9 ms of one thread.
+// time, 64 frames 125x / 148x (128: 134x / 125x), measured with upstream's one-frame-per-run
+// Silero graph. The VAD pool caps a task's frames over all streams (VAD_TASK_FRAMES), so many
+// such streams at once do not make longer tasks for the requests that wait behind them; a
+// request of 64 is one run of the sequence graph, ~2.5 ms of one thread (it was ~9 ms).
 const MAX_VAD_FRAMES_PER_TASK = 64
 // A worker round trip costs about as much CPU as two frames of Silero, so a live stream's 20 ms
 // frames are gathered into tasks of at least this many VAD frames (96 ms of audio)...

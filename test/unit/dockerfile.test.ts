@@ -146,7 +146,7 @@ t.test('.dockerignore keeps out node_modules and keeps in everything the server 
     t.ok(statSync(join(ROOT, dir)).isDirectory(), `${dir}/ exists`)
     required.push(...filesUnder(dir))
   }
-  t.ok(required.includes('src/audio/models/silero_vad_v5.onnx'), 'the VAD model is among them')
+  t.ok(required.includes('src/audio/models/silero_vad_v5_sequence.onnx'), 'the VAD model is among them')
   const lost = required.filter((path) => excluded(relative(ROOT, join(ROOT, path))))
   t.same(lost, [], `none of the ${required.length} files the server needs is excluded`)
 })

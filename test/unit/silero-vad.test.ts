@@ -5,6 +5,7 @@ import wavefile from 'wavefile'
 import {
   SileroVad,
   sileroModelPath,
+  sileroUpstreamModelPath,
   VAD_CONTEXT_SAMPLES,
   VAD_FRAME_SAMPLES,
   VAD_STATE_SIZE,
@@ -54,7 +55,7 @@ t.test('SileroVad', async t => {
   const vad = await SileroVad.load()
   t.teardown(() => vad.close())
 
-  t.match(sileroModelPath(), /silero_vad_v5\.onnx$/)
+  t.match(sileroModelPath(), /silero_vad_v5_sequence\.onnx$/)
 
   await t.test('silence is not speech, speech is, all probabilities in [0, 1]', async t => {
     const [silent] = await vad.run([freshItem(new Float32Array(20 * VAD_FRAME_SAMPLES))])
@@ -152,6 +153,45 @@ t.test('SileroVad', async t => {
       RangeError, 'steps must account for every sample')
   })
 
+  await t.test('the derived model gives upstream Silero v5 probabilities and states, frame by frame', async t => {
+    // The reference: upstream's graph through onnxruntime's documented API, one frame per run,
+    // as upstream's own wrapper feeds it (the 64 samples before each frame, sr 16000).
+    const ort = await import('onnxruntime-node')
+    const upstream = await ort.InferenceSession.create(sileroUpstreamModelPath())
+    t.teardown(() => upstream.release())
+    const sr = new ort.Tensor('int64', BigInt64Array.from([16000n]), [])
+    const streams = [speech, noise(90 * VAD_FRAME_SAMPLES, 0.3, 11), speech.slice(30 * VAD_FRAME_SAMPLES)]
+    const reference: Array<{ probabilities: Float32Array, state: Float32Array }> = []
+    for (const audio of streams) {
+      const frames = audio.length / VAD_FRAME_SAMPLES
+      const probabilities = new Float32Array(frames)
+      let state = new Float32Array(VAD_STATE_SIZE)
+      const withContext = new Float32Array(VAD_CONTEXT_SAMPLES + audio.length)
+      withContext.set(audio, VAD_CONTEXT_SAMPLES)
+      for (let f = 0; f < frames; f++) {
+        const input = withContext.slice(f * VAD_FRAME_SAMPLES, (f + 1) * VAD_FRAME_SAMPLES + VAD_CONTEXT_SAMPLES)
+        const out = await upstream.run({
+          input: new ort.Tensor('float32', input, [1, input.length]),
+          state: new ort.Tensor('float32', state, [2, 1, 128]),
+          sr
+        })
+        probabilities[f] = (out.output?.data as Float32Array)[0] as number
+        state = Float32Array.from(out.stateN?.data as Float32Array)
+      }
+      reference.push({ probabilities, state })
+    }
+    t.ok(streams[0]!.length / VAD_FRAME_SAMPLES > 128, 'a stream longer than one run (64 frames) is among them')
+    const items = streams.map(freshItem)
+    const results = await vad.run(items)
+    results.forEach((r, i) => {
+      const expected = reference[i]!
+      const probabilityDiff = maxAbsDiff(r.probabilities, expected.probabilities)
+      t.ok(probabilityDiff <= 1e-5, `stream ${i}: probabilities within 1e-5 of upstream's (max difference ${probabilityDiff})`)
+      const stateDiff = maxAbsDiff(items[i]!.state, expected.state)
+      t.ok(stateDiff <= 1e-5, `stream ${i}: final state within 1e-5 of upstream's (max difference ${stateDiff})`)
+    })
+  })
+
   await t.test('rejects audio that is not whole frames', async t => {
     await t.rejects(vad.run([freshItem(new Float32Array(VAD_FRAME_SAMPLES + 1))]), RangeError)
   })
@@ -160,7 +200,9 @@ t.test('SileroVad', async t => {
 t.test('load rejects a model that is not Silero v5', async t => {
   // A valid ONNX model with the wrong inputs (as Silero v4's h and c would be).
   const path = join(t.testdir({ 'identity.onnx': Buffer.from(identityModel()) }), 'identity.onnx')
-  await t.rejects(SileroVad.load(path), /no input named input, no input named state, no input named sr, no output named output, no output named stateN; not Silero VAD v5/)
+  await t.rejects(SileroVad.load(path), /no input named input, no input named state, no output named output, no output named stateN; not Silero VAD v5 in the sequence form/)
+  // Upstream's own file, fed one frame per run, is not what run() feeds.
+  await t.rejects(SileroVad.load(sileroUpstreamModelPath()), /an input named sr \(the upstream graph, not its sequence form\)/)
 })
 
 t.test('VadBatcher with one thread: requests that arrive while its task runs go out together when it frees up', async t => {
