@@ -20,8 +20,9 @@
 # [batch, steps, 576] and `state` [2, batch, 128]; outputs: `output` [batch, steps] (speech
 # probability per frame) and `stateN` [2, batch, 128] (the state after the last step).
 #
-# Needs the `onnx` Python package (Debian: `apt-get install python3-onnx`; pip: `onnx`).
-# Usage: python3 scripts/derive-silero-sequence.py [upstream.onnx] [derived.onnx]
+# Needs the `onnx` Python package (Debian: `apt-get install python3-onnx`, for /usr/bin/python3).
+# Usage: /usr/bin/python3 scripts/derive-silero-sequence.py [upstream.onnx] [derived.onnx]
+# test/unit/silero-derivation.test.ts runs it and checks the output is the committed file.
 import sys
 
 import numpy as np
