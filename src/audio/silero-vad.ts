@@ -138,8 +138,8 @@ async function publicSession (ort: typeof Ort, path: string): Promise<VadSession
 interface Feeds { input: Float32Array, state: Float32Array, feeds: Record<string, Ort.Tensor> }
 
 // Most frames per stream in one run: a longer request runs as several, the state carried between
-// them, so the input buffer stays bounded (~1.2 MiB at 8 streams of 64 frames) whatever a
-// request holds.
+// them, so the input buffer stays bounded whatever a request holds (2.3 KiB a frame: 4.5 MiB at
+// the pool's 2,048-frame task cap, 9 MiB at most for 64 streams of 64 frames, per VAD thread).
 const MAX_RUN_STEPS = 64
 // Run shapes whose tensors are kept for reuse; live streams use a handful (batch x 1-3 frames).
 const MAX_CACHED_SHAPES = 64
