@@ -1,6 +1,7 @@
-// The bare limit of voice activity detection: Silero v5 alone in one thread (no Piscina, no
-// server), fed as live streams feed it: one 32 ms frame per stream per run, `batch` streams per
-// run. Prints one JSON line: CPU ms per second of audio per stream at each batch size (runs back to
+// The bare limit of voice activity detection: Silero v5 (the sequence form the server runs)
+// alone in one thread (no Piscina, no server): one 32 ms frame per stream per run, `batch`
+// streams per run. Live streams' requests carry 3 frames (segmented-runner.ts), which that form
+// runs in one run, so per frame the server's runs can cost less than this. Prints one JSON line: CPU ms per second of audio per stream at each batch size (runs back to
 // back, so the thread and its caches stay warm), and the CPU of one batch-8 run when the thread
 // has been idle for 64 ms first (VAD_SHARED_RUN_MS: how a lightly loaded server runs it) beside
 // the same run warm.

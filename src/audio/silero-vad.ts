@@ -164,9 +164,13 @@ export class SileroVad {
   // value is written: a run reads them while it runs and keeps nothing). The arrays are views of
   // two buffers sized for the largest run so far, so a run shape seen before costs nothing new.
   #feedsFor (b: number, t: number): Feeds {
-    if (b * t * INPUT_SAMPLES > this.#input.length || 2 * b * STATE_HALF > this.#state.length) {
-      this.#input = new Float32Array(Math.max(this.#input.length, b * t * INPUT_SAMPLES))
-      this.#state = new Float32Array(Math.max(this.#state.length, 2 * b * STATE_HALF))
+    // A grown buffer leaves the cached tensors viewing the old one: they go.
+    if (b * t * INPUT_SAMPLES > this.#input.length) {
+      this.#input = new Float32Array(b * t * INPUT_SAMPLES)
+      this.#feeds.clear()
+    }
+    if (2 * b * STATE_HALF > this.#state.length) {
+      this.#state = new Float32Array(2 * b * STATE_HALF)
       this.#feeds.clear()
     }
     const key = `${b}x${t}`
@@ -194,15 +198,15 @@ export class SileroVad {
     // types (vad-batcher.ts, vad-segmenter.ts) and should not load the native runtime for them.
     const ort = await import('onnxruntime-node')
     const session = (options.api === 'public' ? null : await nativeSession(path)) ?? await publicSession(ort, path)
-    const missing = [
+    const problems = [
       ...['input', 'state'].filter(name => !session.inputNames.includes(name)).map(name => `no input named ${name}`),
       // Upstream's graph has these names too, and sr besides: one frame per run, which run() does not feed.
       ...(session.inputNames.includes('sr') ? ['an input named sr (the upstream graph, not its sequence form)'] : []),
       ...['output', 'stateN'].filter(name => !session.outputNames.includes(name)).map(name => `no output named ${name}`)
     ]
-    if (missing.length > 0) {
+    if (problems.length > 0) {
       await session.release()
-      throw new Error(`${path}: ${missing.join(', ')}; not Silero VAD v5 in the sequence form of scripts/derive-silero-sequence.py`)
+      throw new Error(`${path}: ${problems.join(', ')}; not Silero VAD v5 in the sequence form of scripts/derive-silero-sequence.py`)
     }
     return new SileroVad(ort, session)
   }
